@@ -1,0 +1,23 @@
+import type { LoginThrottle } from '../auth/login-throttle.js';
+import type { PasswordChecker, Uam } from '../auth/uam.js';
+import type { UserDirectory } from '../auth/user-directory.js';
+import type { Logger } from '../ops/log.js';
+import type { VolumeCatalog } from '../volume/catalog.js';
+
+/** Everything AFP sessions share on one gateway node. */
+export interface AfpServerContext {
+  serverName: string;
+  machineType: string;
+  /** 16 bytes, persistent, shared by both nodes of a pair. */
+  signature: Buffer;
+  uams: readonly Uam[];
+  checker: PasswordChecker;
+  users: UserDirectory;
+  throttle: LoginThrottle;
+  volumes: VolumeCatalog;
+  /** Hours a sleeping session is kept; FPZzzzz reports it. */
+  sleepHours: number;
+  log: Logger;
+  /** Set during graceful shutdown: new logins get kFPServerGoingDown. */
+  shuttingDown: boolean;
+}

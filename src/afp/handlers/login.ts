@@ -1,0 +1,138 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { findUam } from '../../auth/uams.js';
+import { AuthError, type UamStep } from '../../auth/uam.js';
+import type { Reader } from '../../wire/reader.js';
+import { AfpCommand } from '../commands.js';
+import type { CommandSpec } from '../dispatch.js';
+import { AfpError } from '../errors.js';
+import { decodeMacRoman } from '../mac-roman.js';
+import type { AfpReply } from '../reply.js';
+import {
+  kFPAuthContinue,
+  kFPBadUAM,
+  kFPBadVersNum,
+  kFPMiscErr,
+  kFPParamErr,
+  kFPServerGoingDown,
+  kFPUserNotAuth,
+} from '../result-codes.js';
+import type { AfpSession } from '../session.js';
+import { parseVersion } from '../versions.js';
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** FPLogin's pstr user name: UTF-8 from AFP 3 clients, Mac Roman from older ones. */
+function pstrName(b: Buffer): string {
+  try {
+    return strictUtf8.decode(b);
+  } catch {
+    return decodeMacRoman(b);
+  }
+}
+
+interface LoginRequest {
+  version: string;
+  uam: string;
+  userName: string;
+  authInfo: Buffer;
+}
+
+async function beginLogin(s: AfpSession, req: LoginRequest): Promise<AfpReply> {
+  if (s.ctx.shuttingDown) throw new AfpError(kFPServerGoingDown);
+  if (s.user) throw new AfpError(kFPMiscErr, 'already logged in');
+  const version = parseVersion(req.version);
+  if (!version) throw new AfpError(kFPBadVersNum, `unknown AFP version ${JSON.stringify(req.version)}`);
+  const uam = findUam(s.ctx.uams, req.uam);
+  if (!uam) throw new AfpError(kFPBadUAM, `UAM ${JSON.stringify(req.uam)} not enabled`);
+  s.version = version;
+  s.pendingLogin = null;
+  return step(s, () => uam.start(req.userName, req.authInfo, s.ctx.checker), req.userName, uam.name);
+}
+
+async function step(s: AfpSession, run: () => Promise<UamStep>, userName: string | null, uam: string | null): Promise<AfpReply> {
+  let out: UamStep;
+  try {
+    out = await run();
+  } catch (err) {
+    s.pendingLogin = null;
+    if (!(err instanceof AuthError)) throw err;
+    const failures = s.ctx.throttle.failed(s.remoteAddress);
+    s.log.warn({ user: userName, uam, failures, reason: err.message }, 'login failed');
+    const delay = s.ctx.throttle.delayFor(s.remoteAddress);
+    if (delay > 0) await sleep(delay);
+    throw new AfpError(err.reason === 'bad-params' ? kFPParamErr : kFPUserNotAuth, err.message);
+  }
+  if (out.kind === 'continue') {
+    s.pendingLogin = out.next;
+    return { code: kFPAuthContinue, payload: out.reply };
+  }
+  s.pendingLogin = null;
+  s.user = out.user;
+  s.ctx.throttle.succeeded(s.remoteAddress);
+  s.log.info({ user: out.user.name, uid: out.user.uid, guest: out.user.guest, version: s.version }, 'login');
+  return {};
+}
+
+/** Reads the UTF-8 user name of FPLoginExt's own field and the directory-service path after it. */
+function loginExtUserAndAuth(r: Reader): { userName: string; authInfo: Buffer } {
+  const nameType = r.u8();
+  if (nameType !== 3) throw new AfpError(kFPParamErr, `FPLoginExt user name type ${nameType}`);
+  const userName = r.bytes(r.u16()).toString('utf8');
+  const pathType = r.u8();
+  if (pathType === 3) r.skip(r.u16());
+  else if (pathType === 1 || pathType === 2) r.skip(r.u8());
+  else throw new AfpError(kFPParamErr, `FPLoginExt path type ${pathType}`);
+  r.alignEven();
+  return { userName, authInfo: r.rest() };
+}
+
+export const loginCommands: CommandSpec[] = [
+  {
+    code: AfpCommand.FPLogin,
+    preAuth: true,
+    async handle(s, r) {
+      const version = r.pstring().toString('latin1');
+      const uamName = r.pstring().toString('latin1');
+      const uam = findUam(s.ctx.uams, uamName);
+      let userName = '';
+      if (uam?.needsUserName) {
+        userName = pstrName(r.pstring());
+        r.alignEven();
+      }
+      return beginLogin(s, { version, uam: uamName, userName, authInfo: r.rest() });
+    },
+  },
+  {
+    code: AfpCommand.FPLoginExt,
+    preAuth: true,
+    async handle(s, r) {
+      r.skip(1); // pad
+      r.u16(); // flags: none defined
+      const version = r.pstring().toString('latin1');
+      const uam = r.pstring().toString('latin1');
+      const { userName, authInfo } = loginExtUserAndAuth(r);
+      return beginLogin(s, { version, uam, userName, authInfo });
+    },
+  },
+  {
+    code: AfpCommand.FPLoginCont,
+    preAuth: true,
+    async handle(s, r) {
+      r.skip(1);
+      const next = s.pendingLogin;
+      if (!next) throw new AfpError(kFPParamErr, 'FPLoginCont without a login in progress');
+      return step(s, () => next(r.rest()), null, null);
+    },
+  },
+  {
+    code: AfpCommand.FPLogout,
+    preAuth: true,
+    async handle(s) {
+      s.log.info({ user: s.user?.name }, 'logout');
+      s.user = null;
+      s.pendingLogin = null;
+      s.loggedOut = true;
+      return {};
+    },
+  },
+];

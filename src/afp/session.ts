@@ -1,0 +1,72 @@
+import { randomBytes } from 'node:crypto';
+import type { AuthenticatedUser, UamStep } from '../auth/uam.js';
+import type { DsiCloseReason, DsiConnection, DsiEndpoint, DsiReply, DsiRequest } from '../dsi/connection.js';
+import type { Logger } from '../ops/log.js';
+import { Reader, WireUnderflow } from '../wire/reader.js';
+import { AfpCommand, commandName } from './commands.js';
+import type { AfpServerContext } from './context.js';
+import type { CommandTable } from './dispatch.js';
+import { AfpError } from './errors.js';
+import { kFPCallNotSupported, kFPMiscErr, kFPNoErr, kFPParamErr, resultName } from './result-codes.js';
+import type { AfpVersion } from './versions.js';
+
+/** One AFP session: login state and (in later layers) open volumes and forks. */
+export class AfpSession implements DsiEndpoint {
+  readonly id = randomBytes(4).toString('hex');
+  readonly log: Logger;
+  user: AuthenticatedUser | null = null;
+  version: AfpVersion | null = null;
+  /** The UAM exchange awaiting FPLoginCont, if a login is under way. */
+  pendingLogin: ((authInfo: Buffer) => Promise<UamStep>) | null = null;
+  loggedOut = false;
+
+  constructor(readonly conn: DsiConnection, readonly ctx: AfpServerContext, private readonly table: CommandTable) {
+    this.log = ctx.log.child({ session: this.id });
+  }
+
+  get remoteAddress(): string {
+    return this.conn.remoteAddress;
+  }
+
+  async request(req: DsiRequest): Promise<DsiReply> {
+    const p = req.payload;
+    if (p.length === 0) return { code: kFPParamErr };
+    const code = p[0]!;
+    if (code !== AfpCommand.FPZzzzz) this.conn.setSleeping(false);
+    const spec = this.table.get(code);
+    if (!spec || (!spec.preAuth && this.user === null)) {
+      if (!spec) this.log.debug({ cmd: code }, 'unsupported command');
+      return { code: kFPCallNotSupported };
+    }
+    const started = process.hrtime.bigint();
+    let reply: DsiReply;
+    try {
+      const r = new Reader(p, 1, req.writeOffset > 0 ? req.writeOffset : p.length);
+      const out = await spec.handle(this, r, req);
+      reply = { code: out.code ?? kFPNoErr, ...(out.payload !== undefined ? { payload: out.payload } : {}) };
+    } catch (err) {
+      reply = { code: this.errorCode(err, code) };
+    }
+    if (this.log.isLevelEnabled('debug')) {
+      const us = Number(process.hrtime.bigint() - started) / 1000;
+      this.log.debug({ cmd: commandName(code), result: resultName(reply.code), us }, 'afp');
+    }
+    return reply;
+  }
+
+  private errorCode(err: unknown, cmd: number): number {
+    if (err instanceof AfpError) return err.code;
+    if (err instanceof WireUnderflow) {
+      this.log.debug({ cmd: commandName(cmd), err: err.message }, 'malformed request');
+      return kFPParamErr;
+    }
+    // A bug or an unavailable backend: answer, log, and keep the session alive.
+    this.log.error({ cmd: commandName(cmd), err }, 'command failed');
+    return kFPMiscErr;
+  }
+
+  closed(reason: DsiCloseReason): void {
+    this.pendingLogin = null;
+    this.log.info({ reason, user: this.user?.name, loggedOut: this.loggedOut }, 'session closed');
+  }
+}

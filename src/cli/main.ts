@@ -1,0 +1,51 @@
+import { ConfigError } from '../config/errors.js';
+import { VERSION } from '../gateway.js';
+import { parseCli } from './options.js';
+import { probe } from './probe.js';
+import { serve } from './serve.js';
+import { user } from './user.js';
+
+const HELP = `afp-gateway ${VERSION}: Time Machine over AFP, with data in S3 and state in Redis
+
+usage: afp-gateway <command> [options]
+
+commands:
+  serve                     run the gateway (no config: embedded store under ./afp-data)
+      --config FILE         YAML config (see docs/configuration.md)
+      --port N              listen port (default 548; falls back to 10548 without root)
+      --data DIR            data directory of the embedded default
+  user add|passwd|del|list [NAME]
+                            manage users (password read from the terminal, or stdin)
+  probe HOST[:PORT]         show what an AFP server says about itself
+      --user NAME [--uam U] also log in and list the volumes
+  version                   print the version
+`;
+
+const commands: Record<string, (o: ReturnType<typeof parseCli>) => Promise<number>> = { serve, user, probe };
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === 'help' || cmd === '--help' || cmd === '-h') {
+    process.stdout.write(HELP);
+    return cmd ? 0 : 2;
+  }
+  if (cmd === 'version' || cmd === '--version') {
+    process.stdout.write(VERSION + '\n');
+    return 0;
+  }
+  const run = commands[cmd];
+  if (!run) {
+    process.stderr.write(`afp-gateway: unknown command ${JSON.stringify(cmd)}\n\n${HELP}`);
+    return 2;
+  }
+  try {
+    return await run(parseCli(rest));
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`afp-gateway: configuration error\n${e.message}\n`);
+      return 78; // EX_CONFIG
+    }
+    process.stderr.write(`afp-gateway ${cmd}: ${e instanceof Error ? e.message : String(e)}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,63 @@
+import { createInterface } from 'node:readline';
+
+/** Reads all of stdin (scripts pipe passwords in: `echo pw | afp-gateway user add bob`). */
+async function readStdinLine(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  const text = Buffer.concat(chunks).toString('utf8');
+  const nl = text.search(/\r?\n/);
+  return nl < 0 ? text : text.slice(0, nl);
+}
+
+/** Prompts on the terminal without echo. */
+function promptHidden(question: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const stdin = process.stdin;
+    process.stderr.write(question);
+    stdin.setRawMode(true);
+    stdin.resume();
+    let value = '';
+    const onData = (buf: Buffer): void => {
+      for (const ch of buf.toString('utf8')) {
+        if (ch === '\r' || ch === '\n') {
+          done();
+          process.stderr.write('\n');
+          resolve(value);
+          return;
+        }
+        if (ch === '\u0003') {
+          done();
+          reject(new Error('cancelled'));
+          return;
+        }
+        if (ch === '\u007f' || ch === '\b') value = value.slice(0, -1);
+        else value += ch;
+      }
+    };
+    const done = (): void => {
+      stdin.off('data', onData);
+      stdin.setRawMode(false);
+      stdin.pause();
+    };
+    stdin.on('data', onData);
+  });
+}
+
+/**
+ * A password from the terminal (asked twice when `confirm`) or, when stdin is not a
+ * terminal, the first line of stdin. Never from argv, where `ps` would show it.
+ */
+export async function readPassword(question: string, confirm: boolean): Promise<string> {
+  if (!process.stdin.isTTY) return readStdinLine();
+  const first = await promptHidden(question);
+  if (confirm) {
+    const again = await promptHidden('Again: ');
+    if (again !== first) throw new Error('passwords did not match');
+  }
+  return first;
+}
+
+export function ask(question: string): Promise<string> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  return new Promise((resolve) => rl.question(question, (a) => { rl.close(); resolve(a); }));
+}

@@ -1,0 +1,338 @@
+import type { Socket } from 'node:net';
+import type { Logger } from '../ops/log.js';
+import { DsiFramer, DsiFrameError, type DsiFrame } from './framer.js';
+import {
+  DSI_REPLY,
+  DSI_REQUEST,
+  DsiCommand,
+  DsiOption,
+  writeHeader,
+  type DsiHeader,
+} from './header.js';
+
+/** An AFP request as DSI delivers it: opaque bytes, in arrival order. */
+export interface DsiRequest {
+  command: typeof DsiCommand.Command | typeof DsiCommand.Write;
+  requestId: number;
+  payload: Buffer;
+  /** DSIWrite: how many leading payload bytes are the command header; 0 for DSICommand. */
+  writeOffset: number;
+}
+
+export interface DsiReply {
+  code: number;
+  payload?: Buffer | readonly Buffer[];
+}
+
+export type DsiCloseReason =
+  | 'peer-closed'
+  | 'client-close'
+  | 'timeout'
+  | 'protocol-error'
+  | 'server-close'
+  | 'handed-over';
+
+/** What sits above DSI (the AFP session). DSI never looks inside payloads. */
+export interface DsiEndpoint {
+  /** Called for each DSICommand/DSIWrite, one at a time, in arrival order. Must not reject. */
+  request(req: DsiRequest): Promise<DsiReply>;
+  /** The transport ended; the session decides whether its state outlives it. */
+  closed(reason: DsiCloseReason): void;
+}
+
+export interface DsiConnectionOptions {
+  /** Largest request payload we accept; advertised as the server request quantum. */
+  requestQuantum: number;
+  /** Replay-cache depth advertised at OpenSession; 0 advertises none. */
+  replayCacheSize: number;
+  tickleMs: number;
+  idleTimeoutMs: number;
+  /** The DSIGetStatus reply block (FPGetSrvrInfo), built by the layer above for this connection. */
+  status(conn: DsiConnection): Buffer;
+  /** Called once DSIOpenSession succeeds. */
+  openEndpoint(conn: DsiConnection): DsiEndpoint;
+  log: Logger;
+}
+
+/** Room for the largest command header that precedes DSIWrite data (FPWriteExt: 20 bytes). */
+const WRITE_HEADER_ROOM = 64;
+const CONTROL_PAYLOAD_MAX = 1024;
+/** Pipelined requests beyond this many queued bytes pause the socket, bounding memory. */
+const QUEUE_HIGH_WATER_FACTOR = 2;
+const QUEUE_MAX_FRAMES = 256;
+
+/**
+ * One TCP connection speaking DSI. Requests run strictly one after another: the Mac
+ * relies on writes, syncs and closes of one session taking effect in order, and a
+ * sequential server is what netatalk proves macOS works with.
+ */
+export class DsiConnection {
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+
+  private readonly framer: DsiFramer;
+  private endpoint: DsiEndpoint | null = null;
+  private attentionQuantum = 2;
+  private serverRequestId = 0;
+  private readonly queue: DsiFrame[] = [];
+  private queuedBytes = 0;
+  private busy = false;
+  private paused = false;
+  private sleeping = false;
+  private closedReason: DsiCloseReason | null = null;
+  private lastReceived = Date.now();
+  private lastSent = Date.now();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(private socket: Socket, private readonly opts: DsiConnectionOptions) {
+    this.remoteAddress = socket.remoteAddress ?? '';
+    this.remotePort = socket.remotePort ?? 0;
+    this.localAddress = socket.localAddress ?? '';
+    this.localPort = socket.localPort ?? 0;
+    this.framer = new DsiFramer((h) => this.maxPayload(h));
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('end', () => this.finish('peer-closed'));
+    socket.on('close', () => this.finish('peer-closed'));
+    socket.on('error', (err) => {
+      opts.log.debug({ err: err.message }, 'socket error');
+      this.finish('peer-closed');
+    });
+    const period = Math.max(50, Math.min(opts.tickleMs, opts.idleTimeoutMs));
+    this.timer = setInterval(() => this.tick(), period);
+    this.timer.unref();
+  }
+
+  get isOpen(): boolean {
+    return this.closedReason === null;
+  }
+
+  get bufferedBytes(): number {
+    return this.framer.bufferedBytes + this.queuedBytes;
+  }
+
+  /** FPZzzzz: a sleeping Mac sends nothing, so the idle timeout must not fire. */
+  setSleeping(sleeping: boolean): void {
+    this.sleeping = sleeping;
+  }
+
+  /** Sends a DSIAttention with the given user bytes (shutdown notices, server messages). */
+  attention(userBytes: number): void {
+    const payload = Buffer.alloc(2);
+    payload.writeUInt16BE(userBytes & 0xffff);
+    this.sendRequest(DsiCommand.Attention, payload.subarray(0, Math.min(2, this.attentionQuantum)));
+  }
+
+  /** Ends the session from our side: DSICloseSession, then close the socket. */
+  close(reason: DsiCloseReason = 'server-close'): void {
+    if (this.closedReason !== null) return;
+    if (this.endpoint) this.sendRequest(DsiCommand.CloseSession, EMPTY);
+    this.socket.end();
+    this.finish(reason);
+  }
+
+  /** Drops the socket at once, without DSICloseSession (bad input, or the peer is gone). */
+  destroy(reason: DsiCloseReason): void {
+    this.socket.destroy();
+    this.finish(reason);
+  }
+
+  private maxPayload(h: DsiHeader): number {
+    if (h.flags === DSI_REPLY) return CONTROL_PAYLOAD_MAX;
+    switch (h.command) {
+      case DsiCommand.Command:
+        return this.opts.requestQuantum;
+      case DsiCommand.Write:
+        return this.opts.requestQuantum + WRITE_HEADER_ROOM;
+      default:
+        return CONTROL_PAYLOAD_MAX;
+    }
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.closedReason !== null) return;
+    this.lastReceived = Date.now();
+    let frames: DsiFrame[];
+    try {
+      frames = this.framer.push(chunk);
+    } catch (err) {
+      this.protocolError(err instanceof DsiFrameError ? err.message : String(err));
+      return;
+    }
+    for (const f of frames) {
+      if (this.closedReason !== null) return;
+      this.onFrame(f);
+    }
+  }
+
+  private onFrame(f: DsiFrame): void {
+    if (f.flags === DSI_REPLY) {
+      // Only attention replies come back to us; netatalk ignores them too.
+      return;
+    }
+    switch (f.command) {
+      case DsiCommand.GetStatus:
+        this.sendReply(f, 0, [this.opts.status(this)]);
+        return;
+      case DsiCommand.OpenSession:
+        this.openSession(f);
+        return;
+      case DsiCommand.Tickle:
+        return;
+      case DsiCommand.CloseSession:
+        this.socket.end();
+        this.finish('client-close');
+        return;
+      case DsiCommand.Command:
+      case DsiCommand.Write:
+        if (!this.endpoint) {
+          this.protocolError('AFP request before DSIOpenSession');
+          return;
+        }
+        if (f.command === DsiCommand.Write && (f.codeOrOffset < 0 || f.codeOrOffset > f.payload.length)) {
+          this.protocolError(`DSIWrite data offset ${f.codeOrOffset} outside a ${f.payload.length}-byte payload`);
+          return;
+        }
+        this.queue.push(f);
+        this.queuedBytes += f.payload.length;
+        if (!this.paused && (this.queuedBytes > this.opts.requestQuantum * QUEUE_HIGH_WATER_FACTOR || this.queue.length > QUEUE_MAX_FRAMES)) {
+          this.paused = true;
+          this.socket.pause();
+        }
+        void this.drain();
+        return;
+      default:
+        this.protocolError(`unknown DSI command ${f.command}`);
+    }
+  }
+
+  private openSession(f: DsiFrame): void {
+    if (this.endpoint) {
+      this.protocolError('second DSIOpenSession on one connection');
+      return;
+    }
+    // Options are type(1) len(1) value(len); unknown types are skipped, truncated ones refused.
+    const p = f.payload;
+    for (let i = 0; i < p.length; ) {
+      if (i + 2 > p.length || i + 2 + p[i + 1]! > p.length) {
+        this.protocolError('truncated DSIOpenSession option');
+        return;
+      }
+      const type = p[i]!;
+      const len = p[i + 1]!;
+      if (type === DsiOption.AttentionQuantum && len === 4) this.attentionQuantum = p.readUInt32BE(i + 2);
+      i += 2 + len;
+    }
+    // The server request quantum goes first: some clients read it from a fixed place.
+    const opts: number[] = [DsiOption.ServerRequestQuantum, 4, ...u32(this.opts.requestQuantum)];
+    if (this.opts.replayCacheSize > 0) opts.push(DsiOption.ServerReplayCacheSize, 4, ...u32(this.opts.replayCacheSize));
+    this.endpoint = this.opts.openEndpoint(this);
+    this.sendReply(f, 0, [Buffer.from(opts)]);
+  }
+
+  private async drain(): Promise<void> {
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      while (this.queue.length > 0 && this.closedReason === null && this.endpoint) {
+        const f = this.queue.shift()!;
+        this.queuedBytes -= f.payload.length;
+        if (this.paused && this.queuedBytes <= this.opts.requestQuantum && this.queue.length < QUEUE_MAX_FRAMES / 2) {
+          this.paused = false;
+          this.socket.resume();
+        }
+        const reply = await this.endpoint.request({
+          command: f.command as DsiRequest['command'],
+          requestId: f.requestId,
+          payload: f.payload,
+          writeOffset: f.command === DsiCommand.Write ? f.codeOrOffset : 0,
+        });
+        if (this.closedReason !== null) break;
+        const body = reply.payload === undefined ? [] : Buffer.isBuffer(reply.payload) ? [reply.payload] : reply.payload;
+        if (!this.sendReply(f, reply.code, body)) await this.waitDrain();
+      }
+    } catch (err) {
+      this.opts.log.error({ err }, 'request handler failed; closing connection');
+      this.destroy('protocol-error');
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private waitDrain(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.closedReason !== null || !this.socket.writableNeedDrain) return resolve();
+      const done = (): void => {
+        this.socket.off('drain', done);
+        this.socket.off('close', done);
+        resolve();
+      };
+      this.socket.on('drain', done);
+      this.socket.on('close', done);
+    });
+  }
+
+  private sendReply(req: DsiHeader, code: number, body: readonly Buffer[]): boolean {
+    let length = 0;
+    for (const b of body) length += b.length;
+    const header = writeHeader({ flags: DSI_REPLY, command: req.command, requestId: req.requestId, codeOrOffset: code, length, reserved: 0 });
+    return this.write(header, body);
+  }
+
+  private sendRequest(command: number, payload: Buffer): void {
+    if (this.closedReason !== null) return;
+    this.serverRequestId = (this.serverRequestId + 1) & 0xffff;
+    const header = writeHeader({ flags: DSI_REQUEST, command, requestId: this.serverRequestId, codeOrOffset: 0, length: payload.length, reserved: 0 });
+    this.write(header, payload.length ? [payload] : []);
+  }
+
+  /** Header and body go out as one unit, so a tickle can never land inside a reply. */
+  private write(header: Buffer, body: readonly Buffer[]): boolean {
+    if (this.closedReason !== null || this.socket.destroyed) return true;
+    this.lastSent = Date.now();
+    if (body.length === 0) return this.socket.write(header);
+    this.socket.cork();
+    this.socket.write(header);
+    let ok = true;
+    for (const b of body) ok = this.socket.write(b);
+    this.socket.uncork();
+    return ok && !this.socket.writableNeedDrain;
+  }
+
+  private tick(): void {
+    if (this.closedReason !== null) return;
+    const now = Date.now();
+    if (this.sleeping) return;
+    // A request in progress keeps the Mac's 60 s active timer fed by our tickles; idle
+    // only counts when we owe the client nothing.
+    if (!this.busy && now - this.lastReceived >= this.opts.idleTimeoutMs) {
+      this.opts.log.info({ idleMs: now - this.lastReceived }, 'idle timeout');
+      this.destroy('timeout');
+      return;
+    }
+    if (this.endpoint && now - this.lastSent >= this.opts.tickleMs) this.sendRequest(DsiCommand.Tickle, EMPTY);
+  }
+
+  private protocolError(message: string): void {
+    this.opts.log.warn({ remote: this.remoteAddress, reason: message }, 'DSI protocol error; closing connection');
+    this.destroy('protocol-error');
+  }
+
+  private finish(reason: DsiCloseReason): void {
+    if (this.closedReason !== null) return;
+    this.closedReason = reason;
+    clearInterval(this.timer);
+    this.queue.length = 0;
+    this.queuedBytes = 0;
+    if (!this.socket.destroyed && reason !== 'client-close' && reason !== 'server-close') this.socket.destroy();
+    this.endpoint?.closed(reason);
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function u32(v: number): number[] {
+  return [(v >>> 24) & 0xff, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff];
+}

@@ -1,0 +1,119 @@
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { buildCommandTable } from './afp/command-table.js';
+import type { AfpServerContext } from './afp/context.js';
+import { AfpSession } from './afp/session.js';
+import { statusBlock } from './afp/status.js';
+import { UserAuthenticator } from './auth/authenticator.js';
+import { LoginThrottle } from './auth/login-throttle.js';
+import { selectUams } from './auth/uams.js';
+import { UserDirectory } from './auth/user-directory.js';
+import type { GatewayConfig } from './config/schema.js';
+import { DsiAttention } from './dsi/header.js';
+import { DsiServer } from './dsi/server.js';
+import type { MetaStore } from './meta/meta-store.js';
+import { openMetaStoreFromConfig } from './meta/from-config.js';
+import type { Logger } from './ops/log.js';
+import { VolumeCatalog } from './volume/catalog.js';
+
+export const VERSION = '0.1.0';
+const MACHINE_TYPE = 'afp-gateway';
+const NODE_LEASE_MS = 15_000;
+
+/**
+ * One running gateway node: the composition root that wires config, the metadata store,
+ * auth and the AFP/DSI server together. Nothing below it knows the whole picture.
+ */
+export class Gateway {
+  private renewTimer: NodeJS.Timeout | null = null;
+  private stopping: Promise<void> | null = null;
+
+  private constructor(
+    readonly config: GatewayConfig,
+    readonly meta: MetaStore,
+    readonly server: DsiServer,
+    readonly ctx: AfpServerContext,
+    readonly nodeId: string,
+    readonly host: string,
+    readonly port: number,
+    readonly fellBack: boolean,
+    private readonly log: Logger,
+  ) {}
+
+  static async start(config: GatewayConfig, log: Logger): Promise<Gateway> {
+    const meta = await openMetaStoreFromConfig(config.metadata);
+    try {
+      const identity = await meta.serverIdentity();
+      const table = buildCommandTable();
+      const ctx: AfpServerContext = {
+        serverName: config.serverName,
+        machineType: MACHINE_TYPE,
+        signature: identity.signature,
+        uams: selectUams(config.auth.uams),
+        checker: new UserAuthenticator(meta, config.auth.scrypt),
+        users: new UserDirectory(meta),
+        throttle: new LoginThrottle(config.auth.loginThrottle),
+        volumes: new VolumeCatalog(config.volumes),
+        sleepHours: 10,
+        log,
+        shuttingDown: false,
+      };
+      const server = new DsiServer({
+        requestQuantum: config.dsi.requestQuantum,
+        replayCacheSize: config.dsi.replayCacheSize,
+        tickleMs: config.dsi.tickleSeconds * 1000,
+        idleTimeoutMs: config.dsi.idleTimeoutSeconds * 1000,
+        maxConnections: config.dsi.maxSessions,
+        maxConnectionsPerAddress: config.dsi.maxConnectionsPerAddress,
+        status: (conn) => statusBlock(ctx, conn.localAddress, conn.localPort),
+        openEndpoint: (conn) => new AfpSession(conn, ctx, table),
+        log,
+      });
+      const listened = await server.listen(config.listen.host, config.listen.port, config.listen.fallbackPort);
+      const nodeId = `${hostname()}-${randomBytes(3).toString('hex')}`;
+      const gw = new Gateway(config, meta, server, ctx, nodeId, listened.host, listened.port, listened.fellBack, log);
+      await gw.registerNode();
+      log.info(
+        { host: listened.host, port: listened.port, metadata: meta.kind, volumes: config.volumes.map((v) => v.name), uams: config.auth.uams, node: nodeId },
+        `afp-gateway ${VERSION} listening on ${listened.host}:${listened.port}`,
+      );
+      return gw;
+    } catch (err) {
+      await meta.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private async registerNode(): Promise<void> {
+    const info = { id: this.nodeId, host: this.host, port: this.port, version: VERSION, startedAt: Date.now() };
+    await this.meta.registerNode(info, NODE_LEASE_MS);
+    this.renewTimer = setInterval(() => {
+      this.meta.renewNode(this.nodeId, NODE_LEASE_MS).then(
+        (alive) => {
+          if (!alive) return this.meta.registerNode(info, NODE_LEASE_MS);
+          return undefined;
+        },
+      ).catch((err: unknown) => this.log.warn({ err }, 'node lease renewal failed'));
+    }, NODE_LEASE_MS / 3);
+    this.renewTimer.unref();
+  }
+
+  /**
+   * Graceful stop: tell every Mac the server is going away (DSIAttention), give the notice
+   * `noticeMs` to arrive, then close sessions and release the node lease.
+   */
+  stop(noticeMs = 200): Promise<void> {
+    this.stopping ??= (async () => {
+      this.ctx.shuttingDown = true;
+      if (this.renewTimer) clearInterval(this.renewTimer);
+      await this.server.stopAccepting();
+      for (const c of this.server.allConnections()) c.attention(DsiAttention.Shutdown);
+      if (noticeMs > 0 && this.server.connectionCount > 0) await new Promise((r) => setTimeout(r, noticeMs));
+      await this.server.close();
+      await this.meta.unregisterNode(this.nodeId).catch((err: unknown) => this.log.warn({ err }, 'could not release node lease'));
+      await this.meta.close();
+      this.log.info('stopped');
+    })();
+    return this.stopping;
+  }
+}

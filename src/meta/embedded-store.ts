@@ -1,0 +1,210 @@
+/**
+ * MetaStore on LMDB (the `lmdb` package): the embedded backend for a single node.
+ *
+ * One LMDB environment in a directory, one database with msgpack values and string keys:
+ *   user:<userKey>     UserRecord
+ *   uid:<uid>          userKey of the user holding that uid
+ *   counter:uid        last uid handed out (absent until the first user)
+ *   server:identity    { signature, createdAt }
+ *   node:<id>          NodeLease
+ *
+ * Every multi-key change runs in one `db.transaction()` callback. lmdb-js batches several
+ * such callbacks into one LMDB write transaction and does NOT roll a callback's writes back
+ * when it throws, so each callback does all of its checks before its first write and reports
+ * failures through its return value instead of throwing.
+ */
+import { mkdir } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { open, type RootDatabase } from 'lmdb';
+import {
+  MetaConflictError,
+  MetaNotFoundError,
+  userKey,
+  type MetaStore,
+  type NewUser,
+  type NodeInfo,
+  type NodeLease,
+  type PasswordHash,
+  type ServerIdentity,
+  type UserRecord,
+} from './meta-store.js';
+
+const FIRST_UID = 1000;
+
+const K = {
+  user: (key: string) => `user:${key}`,
+  uid: (uid: number) => `uid:${uid}`,
+  uidCounter: 'counter:uid',
+  identity: 'server:identity',
+  node: (id: string) => `node:${id}`,
+} as const;
+
+/** Key ranges for listing: ';' is the character after ':', so [p:, p;) holds exactly the p: keys. */
+const USER_RANGE = { start: 'user:', end: 'user;' };
+const NODE_RANGE = { start: 'node:', end: 'node;' };
+
+type Value = UserRecord | NodeLease | ServerIdentity | string | number;
+
+export class EmbeddedMetaStore implements MetaStore {
+  readonly kind = 'embedded' as const;
+  private closed?: Promise<void>;
+
+  private constructor(private readonly db: RootDatabase<Value, string>) {}
+
+  /** Opens (creating if needed) the store kept in the directory `path`. */
+  static async open(path: string): Promise<EmbeddedMetaStore> {
+    await mkdir(path, { recursive: true });
+    // noSubdir: false because lmdb would otherwise take a path with a dot in its last
+    // component ("meta.db") for a file name, and we have just made it a directory.
+    const db = open<Value, string>({ path, noSubdir: false, encoding: 'msgpack' });
+    return new EmbeddedMetaStore(db);
+  }
+
+  async getUser(name: string): Promise<UserRecord | undefined> {
+    return this.readUser(userKey(name));
+  }
+
+  async getUserByUid(uid: number): Promise<UserRecord | undefined> {
+    const key = this.db.get(K.uid(uid));
+    if (typeof key !== 'string') return undefined;
+    const user = this.readUser(key);
+    return user?.uid === uid ? user : undefined;
+  }
+
+  async createUser(user: NewUser): Promise<UserRecord> {
+    const key = userKey(user.name);
+    const result = await this.db.transaction(() => {
+      if (this.db.get(K.user(key)) !== undefined) return undefined;
+      const last = this.db.get(K.uidCounter);
+      const uid = typeof last === 'number' ? last + 1 : FIRST_UID;
+      const now = Date.now();
+      const record: UserRecord = {
+        name: user.name,
+        uid,
+        gid: user.gid ?? uid,
+        password: copyPassword(user.password),
+        createdAt: now,
+        updatedAt: now,
+      };
+      this.db.putSync(K.uidCounter, uid);
+      this.db.putSync(K.user(key), record);
+      this.db.putSync(K.uid(uid), key);
+      return record;
+    });
+    if (!result) throw new MetaConflictError(`user ${JSON.stringify(user.name)} already exists`);
+    return result;
+  }
+
+  async setUserPassword(name: string, password: PasswordHash): Promise<UserRecord> {
+    const key = userKey(name);
+    const result = await this.db.transaction(() => {
+      const current = this.readUser(key);
+      if (!current) return undefined;
+      const updated: UserRecord = {
+        ...current,
+        password: copyPassword(password),
+        updatedAt: Math.max(Date.now(), current.updatedAt),
+      };
+      this.db.putSync(K.user(key), updated);
+      return updated;
+    });
+    if (!result) throw new MetaNotFoundError(`no user ${JSON.stringify(name)}`);
+    return result;
+  }
+
+  async deleteUser(name: string): Promise<boolean> {
+    const key = userKey(name);
+    return this.db.transaction(() => {
+      const current = this.readUser(key);
+      if (!current) return false;
+      this.db.removeSync(K.user(key));
+      // The counter stays: uids are never reused, so file ownership cannot pass to a new user.
+      this.db.removeSync(K.uid(current.uid));
+      return true;
+    });
+  }
+
+  async listUsers(): Promise<UserRecord[]> {
+    const users: UserRecord[] = [];
+    for (const { value } of this.db.getRange(USER_RANGE)) users.push(value as UserRecord);
+    return users.sort((a, b) => compareKeys(userKey(a.name), userKey(b.name)));
+  }
+
+  async serverIdentity(): Promise<ServerIdentity> {
+    const existing = this.db.get(K.identity) as ServerIdentity | undefined;
+    if (existing) return copyIdentity(existing);
+    const stored = await this.db.transaction(() => {
+      const current = this.db.get(K.identity) as ServerIdentity | undefined;
+      if (current) return current;
+      const fresh: ServerIdentity = { signature: randomBytes(16), createdAt: Date.now() };
+      this.db.putSync(K.identity, fresh);
+      return fresh;
+    });
+    return copyIdentity(stored);
+  }
+
+  async registerNode(node: NodeInfo, ttlMs: number): Promise<void> {
+    checkTtl(ttlMs);
+    await this.db.transaction(() => {
+      this.db.putSync(K.node(node.id), { ...copyNodeInfo(node), expiresAt: Date.now() + ttlMs });
+    });
+  }
+
+  async renewNode(id: string, ttlMs: number): Promise<boolean> {
+    checkTtl(ttlMs);
+    return this.db.transaction(() => {
+      const lease = this.db.get(K.node(id)) as NodeLease | undefined;
+      // The clock is read inside the transaction: the callback may run a little after the call.
+      const now = Date.now();
+      if (!lease || lease.expiresAt <= now) return false;
+      this.db.putSync(K.node(id), { ...lease, expiresAt: now + ttlMs });
+      return true;
+    });
+  }
+
+  async unregisterNode(id: string): Promise<void> {
+    await this.db.remove(K.node(id));
+  }
+
+  async listNodes(): Promise<NodeLease[]> {
+    const now = Date.now();
+    const live: NodeLease[] = [];
+    for (const { value } of this.db.getRange(NODE_RANGE)) {
+      const lease = value as NodeLease;
+      if (lease.expiresAt > now) live.push(lease);
+    }
+    return live.sort((a, b) => compareKeys(a.id, b.id));
+  }
+
+  close(): Promise<void> {
+    this.closed ??= this.db.close();
+    return this.closed;
+  }
+
+  private readUser(key: string): UserRecord | undefined {
+    return this.db.get(K.user(key)) as UserRecord | undefined;
+  }
+}
+
+/** Code-unit order, the same in both backends (LMDB itself orders keys by UTF-8 bytes). */
+function compareKeys(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function checkTtl(ttlMs: number): void {
+  if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0) throw new RangeError(`lease ttl must be a positive integer of ms, got ${ttlMs}`);
+}
+
+/** Only the declared fields are stored, so what comes back equals what went in. */
+function copyPassword(p: PasswordHash): PasswordHash {
+  return { algo: p.algo, N: p.N, r: p.r, p: p.p, salt: p.salt, hash: p.hash };
+}
+
+function copyNodeInfo(n: NodeInfo): NodeInfo {
+  return { id: n.id, host: n.host, port: n.port, version: n.version, startedAt: n.startedAt };
+}
+
+/** A caller that mutates the returned Buffer must not change what later callers see. */
+function copyIdentity(id: ServerIdentity): ServerIdentity {
+  return { signature: Buffer.from(id.signature), createdAt: id.createdAt };
+}

@@ -1,0 +1,15 @@
+import type { MetadataConfig } from '../config/schema.js';
+import type { MetaStore } from './meta-store.js';
+import { openMetaStore } from './open.js';
+
+/** Opens the metadata backend a gateway config names. */
+export function openMetaStoreFromConfig(cfg: MetadataConfig): Promise<MetaStore> {
+  if (cfg.backend === 'embedded') return openMetaStore({ backend: 'embedded', path: cfg.path });
+  return openMetaStore({
+    backend: 'redis',
+    ...(cfg.url !== undefined ? { url: cfg.url } : {}),
+    ...(cfg.sentinels !== undefined ? { sentinels: cfg.sentinels, sentinelName: cfg.sentinelName } : {}),
+    ...(cfg.password !== undefined ? { password: cfg.password } : {}),
+    keyPrefix: cfg.keyPrefix,
+  });
+}

@@ -1,0 +1,100 @@
+/**
+ * The metadata store: every piece of state another gateway node may need. Two
+ * implementations (embedded LMDB, Redis) honour the same contract, checked by one shared
+ * test suite. This file grows with each layer that keeps state here (namespace, block maps,
+ * locks, sessions); issue 2 needs users, the server identity and the node registry.
+ */
+
+/** A scrypt password hash; the parameters travel with the hash so they can be raised later. */
+export interface PasswordHash {
+  algo: 'scrypt';
+  N: number;
+  r: number;
+  p: number;
+  /** base64 */
+  salt: string;
+  /** base64 */
+  hash: string;
+}
+
+export interface UserRecord {
+  /** Login name as the admin typed it; lookups are case-insensitive (see `userKey`). */
+  name: string;
+  uid: number;
+  gid: number;
+  password: PasswordHash;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface NewUser {
+  name: string;
+  password: PasswordHash;
+  /** Defaults to the uid's value (a per-user group, as Debian's adduser does). */
+  gid?: number;
+}
+
+/** Persistent facts about the server as a whole, shared by every node of a pair. */
+export interface ServerIdentity {
+  /** 16 bytes; FPGetSrvrInfo's ServerSignature. Both nodes of a pair present the same one. */
+  signature: Buffer;
+  createdAt: number;
+}
+
+export interface NodeInfo {
+  id: string;
+  host: string;
+  port: number;
+  version: string;
+  startedAt: number;
+}
+
+export interface NodeLease extends NodeInfo {
+  /** Epoch ms at which the lease lapses unless renewed. */
+  expiresAt: number;
+}
+
+export interface MetaStore {
+  readonly kind: 'embedded' | 'redis';
+
+  getUser(name: string): Promise<UserRecord | undefined>;
+  getUserByUid(uid: number): Promise<UserRecord | undefined>;
+  /** Assigns the next uid (from 1000, never reused) atomically. Throws MetaConflictError if the name exists. */
+  createUser(user: NewUser): Promise<UserRecord>;
+  /** Throws MetaNotFoundError when the user does not exist. */
+  setUserPassword(name: string, password: PasswordHash): Promise<UserRecord>;
+  /** Returns false when there was no such user. */
+  deleteUser(name: string): Promise<boolean>;
+  /** Sorted by name. */
+  listUsers(): Promise<UserRecord[]>;
+
+  /** Gets the server identity, creating it on first use; concurrent first calls agree on one. */
+  serverIdentity(): Promise<ServerIdentity>;
+
+  /** Creates or refreshes this node's lease. */
+  registerNode(node: NodeInfo, ttlMs: number): Promise<void>;
+  /** Extends a lease; false when it had already lapsed (another node may have acted on that). */
+  renewNode(id: string, ttlMs: number): Promise<boolean>;
+  unregisterNode(id: string): Promise<void>;
+  /** Live leases only, sorted by id. */
+  listNodes(): Promise<NodeLease[]>;
+
+  close(): Promise<void>;
+}
+
+/** Case-insensitive, normalisation-insensitive identity of a user name. */
+export function userKey(name: string): string {
+  return name.normalize('NFC').toLowerCase();
+}
+
+export class MetaError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+export class MetaConflictError extends MetaError {}
+export class MetaNotFoundError extends MetaError {}
+/** The backend could not be reached or answered garbage; callers may retry. */
+export class MetaUnavailableError extends MetaError {}

@@ -1,0 +1,417 @@
+/**
+ * MetaStore on Redis (ioredis), standalone or behind Sentinel.
+ *
+ * Every server-global key carries the hash tag {global}, so in Redis Cluster they all sit in
+ * one slot and a Lua script may touch any of them:
+ *   <p>:{global}:user:<userKey>   hash: name, uid, gid, password (JSON), createdAt, updatedAt
+ *   <p>:{global}:users            set of userKeys (listing without KEYS/SCAN)
+ *   <p>:{global}:uids             hash: uid -> userKey
+ *   <p>:{global}:counter:uid      last uid handed out (INCR)
+ *   <p>:{global}:identity         JSON { signature (base64), createdAt }
+ *   <p>:{global}:node:<id>        hash: info (JSON NodeInfo), expiresAt; PEXPIREAT = the lease
+ *   <p>:{global}:nodes            sorted set id -> expiresAt (listing)
+ *
+ * The uid index is one hash rather than a key per uid because a script must name every key
+ * it touches in KEYS, and the uid is only known inside the script (after INCR, or after
+ * reading the user being deleted).
+ *
+ * Each multi-key change is one Lua script, so it is atomic. Lease times come from the Redis
+ * clock (TIME) so that the nodes of a pair need not agree on the time.
+ */
+import { Redis, type RedisOptions as IORedisOptions } from 'ioredis';
+import { randomBytes } from 'node:crypto';
+import {
+  MetaConflictError,
+  MetaError,
+  MetaNotFoundError,
+  MetaUnavailableError,
+  userKey,
+  type MetaStore,
+  type NewUser,
+  type NodeInfo,
+  type NodeLease,
+  type PasswordHash,
+  type ServerIdentity,
+  type UserRecord,
+} from './meta-store.js';
+
+export interface RedisOptions {
+  /** redis://[user:pass@]host:port[/db]; ignored when `sentinels` is given. */
+  url?: string;
+  sentinels?: { host: string; port: number }[];
+  /** The master's name as the sentinels know it. */
+  sentinelName?: string;
+  password?: string;
+  /** Prefix of every key; default 'afpgw'. Lets several gateways share one Redis. */
+  keyPrefix?: string;
+  /** How long `connect` waits for a ready connection; default 5000. */
+  connectTimeoutMs?: number;
+}
+
+const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
+
+const LUA_NOW = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+`;
+
+const SCRIPTS = {
+  // KEYS: user, counter, uids, users. ARGV: userKey, name, gid ('' = same as uid), password JSON, now.
+  // Returns the new uid, or 0 when the name is taken.
+  afpgwCreateUser: {
+    numberOfKeys: 4,
+    lua: `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('SET', KEYS[2], 999, 'NX')
+local uid = redis.call('INCR', KEYS[2])
+local gid = ARGV[3]
+if gid == '' then gid = uid end
+redis.call('HSET', KEYS[1], 'name', ARGV[2], 'uid', uid, 'gid', gid, 'password', ARGV[4],
+  'createdAt', ARGV[5], 'updatedAt', ARGV[5])
+redis.call('HSET', KEYS[3], uid, ARGV[1])
+redis.call('SADD', KEYS[4], ARGV[1])
+return uid`,
+  },
+  // KEYS: user. ARGV: password JSON, now. Returns the updated hash, or an empty list.
+  afpgwSetPassword: {
+    numberOfKeys: 1,
+    lua: `
+local updated = redis.call('HGET', KEYS[1], 'updatedAt')
+if not updated then return {} end
+local now = math.max(tonumber(ARGV[2]), tonumber(updated))
+redis.call('HSET', KEYS[1], 'password', ARGV[1], 'updatedAt', string.format('%d', now))
+return redis.call('HGETALL', KEYS[1])`,
+  },
+  // KEYS: user, uids, users. ARGV: userKey. Returns 1 when deleted. The counter stays.
+  afpgwDeleteUser: {
+    numberOfKeys: 3,
+    lua: `
+local uid = redis.call('HGET', KEYS[1], 'uid')
+if not uid then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HDEL', KEYS[2], uid)
+redis.call('SREM', KEYS[3], ARGV[1])
+return 1`,
+  },
+  // KEYS: identity. ARGV: candidate JSON. Returns whichever identity won.
+  afpgwIdentity: {
+    numberOfKeys: 1,
+    lua: `
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
+return redis.call('GET', KEYS[1])`,
+  },
+  // KEYS: node, nodes. ARGV: id, info JSON, ttl ms. Also drops lapsed ids from the listing.
+  afpgwRegisterNode: {
+    numberOfKeys: 2,
+    lua: `${LUA_NOW}
+local exp = now + tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], 'info', ARGV[2], 'expiresAt', string.format('%d', exp))
+redis.call('PEXPIREAT', KEYS[1], string.format('%d', exp))
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', string.format('%d', now))
+redis.call('ZADD', KEYS[2], string.format('%d', exp), ARGV[1])
+return 1`,
+  },
+  // KEYS: node, nodes. ARGV: id, ttl ms. Returns 1 when renewed, 0 when the lease had lapsed.
+  afpgwRenewNode: {
+    numberOfKeys: 2,
+    lua: `${LUA_NOW}
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  return 0
+end
+local exp = now + tonumber(ARGV[2])
+redis.call('HSET', KEYS[1], 'expiresAt', string.format('%d', exp))
+redis.call('PEXPIREAT', KEYS[1], string.format('%d', exp))
+redis.call('ZADD', KEYS[2], string.format('%d', exp), ARGV[1])
+return 1`,
+  },
+  // KEYS: node, nodes. ARGV: id.
+  afpgwUnregisterNode: {
+    numberOfKeys: 2,
+    lua: `
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1`,
+  },
+} as const;
+
+/** The commands `defineCommand` adds at run time; ioredis cannot type them itself. */
+interface ScriptedRedis extends Redis {
+  afpgwCreateUser(user: string, counter: string, uids: string, users: string, key: string, name: string, gid: string, password: string, now: string): Promise<number>;
+  afpgwSetPassword(user: string, password: string, now: string): Promise<string[]>;
+  afpgwDeleteUser(user: string, uids: string, users: string, key: string): Promise<number>;
+  afpgwIdentity(identity: string, candidate: string): Promise<string | null>;
+  afpgwRegisterNode(node: string, nodes: string, id: string, info: string, ttlMs: string): Promise<number>;
+  afpgwRenewNode(node: string, nodes: string, id: string, ttlMs: string): Promise<number>;
+  afpgwUnregisterNode(node: string, nodes: string, id: string): Promise<number>;
+}
+
+export class RedisMetaStore implements MetaStore {
+  readonly kind = 'redis' as const;
+  private readonly k: ReturnType<typeof keys>;
+  private closed?: Promise<void>;
+
+  private constructor(private readonly redis: ScriptedRedis, prefix: string) {
+    this.k = keys(prefix);
+  }
+
+  /**
+   * Connects and waits until Redis is ready. Fails with MetaUnavailableError after
+   * `connectTimeoutMs` rather than retrying forever; once connected, ioredis reconnects
+   * on its own (following Sentinel to a new master).
+   */
+  static async connect(opts: RedisOptions): Promise<RedisMetaStore> {
+    const prefix = opts.keyPrefix ?? 'afpgw';
+    if (prefix === '' || /[{}]/.test(prefix)) {
+      throw new RangeError(`keyPrefix must be non-empty and free of braces (they would move the hash tag): ${JSON.stringify(prefix)}`);
+    }
+    const timeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    const where = describeAddress(opts);
+    let ready = false;
+    let lastError: Error | undefined;
+    const ioOpts: IORedisOptions = {
+      lazyConnect: true,
+      connectTimeout: timeoutMs,
+      // Before the first ready connection a failure is final; afterwards keep reconnecting.
+      retryStrategy: (times) => (ready ? Math.min(times * 100, 2000) : null),
+      ...(opts.password !== undefined ? { password: opts.password } : {}),
+    };
+    let redis: Redis;
+    if (opts.sentinels && opts.sentinels.length > 0) {
+      if (!opts.sentinelName) throw new RangeError('sentinelName is required with sentinels');
+      redis = new Redis({ ...ioOpts, sentinels: opts.sentinels, name: opts.sentinelName });
+    } else {
+      redis = new Redis(opts.url ?? 'redis://127.0.0.1:6379', ioOpts);
+    }
+    // Without a listener ioredis prints every connection error; we report them through
+    // rejected calls instead, and remember the last one to say why connecting failed.
+    redis.on('error', (err: Error) => {
+      lastError = err;
+    });
+    for (const [name, def] of Object.entries(SCRIPTS)) redis.defineCommand(name, def);
+
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      await Promise.race([redis.connect(), timedOut]);
+      ready = true;
+    } catch (err) {
+      redis.disconnect();
+      const why = lastError?.message ?? (err instanceof Error ? err.message : String(err));
+      throw new MetaUnavailableError(`cannot reach Redis at ${where}: ${why}`);
+    } finally {
+      clearTimeout(timer);
+    }
+    return new RedisMetaStore(redis as ScriptedRedis, prefix);
+  }
+
+  async getUser(name: string): Promise<UserRecord | undefined> {
+    return this.readUser(userKey(name));
+  }
+
+  async getUserByUid(uid: number): Promise<UserRecord | undefined> {
+    if (!Number.isSafeInteger(uid)) return undefined;
+    const key = await this.call(() => this.redis.hget(this.k.uids, String(uid)));
+    if (key === null) return undefined;
+    const user = await this.readUser(key);
+    // The two reads are not one snapshot: the user may have been deleted and recreated between them.
+    return user?.uid === uid ? user : undefined;
+  }
+
+  async createUser(user: NewUser): Promise<UserRecord> {
+    const key = userKey(user.name);
+    const password = copyPassword(user.password);
+    const now = Date.now();
+    const gid = user.gid === undefined ? '' : String(user.gid);
+    const uid = await this.call(() =>
+      this.redis.afpgwCreateUser(this.k.user(key), this.k.uidCounter, this.k.uids, this.k.users, key, user.name, gid, JSON.stringify(password), String(now)),
+    );
+    if (uid === 0) throw new MetaConflictError(`user ${JSON.stringify(user.name)} already exists`);
+    if (!Number.isSafeInteger(uid) || uid < 1000) throw new MetaUnavailableError(`Redis returned a bad uid: ${String(uid)}`);
+    return { name: user.name, uid, gid: user.gid ?? uid, password, createdAt: now, updatedAt: now };
+  }
+
+  async setUserPassword(name: string, password: PasswordHash): Promise<UserRecord> {
+    const key = userKey(name);
+    const flat = await this.call(() => this.redis.afpgwSetPassword(this.k.user(key), JSON.stringify(copyPassword(password)), String(Date.now())));
+    if (flat.length === 0) throw new MetaNotFoundError(`no user ${JSON.stringify(name)}`);
+    return parseUser(pairs(flat));
+  }
+
+  async deleteUser(name: string): Promise<boolean> {
+    const key = userKey(name);
+    const n = await this.call(() => this.redis.afpgwDeleteUser(this.k.user(key), this.k.uids, this.k.users, key));
+    return n === 1;
+  }
+
+  async listUsers(): Promise<UserRecord[]> {
+    const userKeys = await this.call(() => this.redis.smembers(this.k.users));
+    const pipeline = this.redis.pipeline();
+    for (const key of userKeys) pipeline.hgetall(this.k.user(key));
+    const replies = await this.call(() => pipeline.exec());
+    const users: UserRecord[] = [];
+    for (const [err, hash] of replies ?? []) {
+      if (err) throw new MetaUnavailableError(`Redis failed listing users: ${err.message}`);
+      const fields = hash as Record<string, string>;
+      // Deleted between SMEMBERS and HGETALL.
+      if (Object.keys(fields).length > 0) users.push(parseUser(fields));
+    }
+    return users.sort((a, b) => compareKeys(userKey(a.name), userKey(b.name)));
+  }
+
+  async serverIdentity(): Promise<ServerIdentity> {
+    const existing = await this.call(() => this.redis.get(this.k.identity));
+    if (existing !== null) return parseIdentity(existing);
+    const candidate = JSON.stringify({ signature: randomBytes(16).toString('base64'), createdAt: Date.now() });
+    const stored = await this.call(() => this.redis.afpgwIdentity(this.k.identity, candidate));
+    if (stored === null) throw new MetaUnavailableError('Redis lost the server identity it had just stored');
+    return parseIdentity(stored);
+  }
+
+  async registerNode(node: NodeInfo, ttlMs: number): Promise<void> {
+    checkTtl(ttlMs);
+    const info = JSON.stringify(copyNodeInfo(node));
+    await this.call(() => this.redis.afpgwRegisterNode(this.k.node(node.id), this.k.nodes, node.id, info, String(ttlMs)));
+  }
+
+  async renewNode(id: string, ttlMs: number): Promise<boolean> {
+    checkTtl(ttlMs);
+    const n = await this.call(() => this.redis.afpgwRenewNode(this.k.node(id), this.k.nodes, id, String(ttlMs)));
+    return n === 1;
+  }
+
+  async unregisterNode(id: string): Promise<void> {
+    await this.call(() => this.redis.afpgwUnregisterNode(this.k.node(id), this.k.nodes, id));
+  }
+
+  async listNodes(): Promise<NodeLease[]> {
+    const ids = await this.call(() => this.redis.zrange(this.k.nodes, '0', '-1'));
+    const pipeline = this.redis.pipeline();
+    for (const id of ids) pipeline.hmget(this.k.node(id), 'info', 'expiresAt');
+    const replies = await this.call(() => pipeline.exec());
+    const leases: NodeLease[] = [];
+    for (const [err, reply] of replies ?? []) {
+      if (err) throw new MetaUnavailableError(`Redis failed listing nodes: ${err.message}`);
+      const [info, expiresAt] = reply as (string | null)[];
+      // A lapsed lease's key is gone (Redis expired it) even if its id is still listed.
+      if (info == null || expiresAt == null) continue;
+      leases.push({ ...parseNodeInfo(info), expiresAt: parseInteger(expiresAt, 'expiresAt') });
+    }
+    return leases.sort((a, b) => compareKeys(a.id, b.id));
+  }
+
+  close(): Promise<void> {
+    this.closed ??= this.redis.quit().then(
+      () => undefined,
+      // quit fails only when the connection is already gone, which is what we wanted.
+      () => this.redis.disconnect(),
+    );
+    return this.closed;
+  }
+
+  private async readUser(key: string): Promise<UserRecord | undefined> {
+    const fields = await this.call(() => this.redis.hgetall(this.k.user(key)));
+    return Object.keys(fields).length === 0 ? undefined : parseUser(fields);
+  }
+
+  /** Our own errors pass through; anything from ioredis means Redis is unreachable or broken. */
+  private async call<T>(op: () => Promise<T>): Promise<T> {
+    try {
+      return await op();
+    } catch (err) {
+      if (err instanceof MetaError) throw err;
+      const message = err instanceof Error ? err.message : String(err);
+      throw new MetaUnavailableError(`Redis: ${message}`);
+    }
+  }
+}
+
+function keys(prefix: string) {
+  const g = `${prefix}:{global}`;
+  return {
+    user: (key: string) => `${g}:user:${key}`,
+    users: `${g}:users`,
+    uids: `${g}:uids`,
+    uidCounter: `${g}:counter:uid`,
+    identity: `${g}:identity`,
+    node: (id: string) => `${g}:node:${id}`,
+    nodes: `${g}:nodes`,
+  };
+}
+
+function describeAddress(opts: RedisOptions): string {
+  if (opts.sentinels && opts.sentinels.length > 0) {
+    return `sentinels ${opts.sentinels.map((s) => `${s.host}:${s.port}`).join(', ')} (master ${opts.sentinelName ?? '?'})`;
+  }
+  const url = opts.url ?? 'redis://127.0.0.1:6379';
+  try {
+    const u = new URL(url);
+    return `${u.hostname}:${u.port || '6379'}`;
+  } catch {
+    return url;
+  }
+}
+
+function pairs(flat: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) out[flat[i]!] = flat[i + 1]!;
+  return out;
+}
+
+function parseUser(h: Record<string, string>): UserRecord {
+  if (h.name === undefined || h.password === undefined) throw new MetaUnavailableError('Redis holds a malformed user record');
+  return {
+    name: h.name,
+    uid: parseInteger(h.uid, 'uid'),
+    gid: parseInteger(h.gid, 'gid'),
+    password: parseJson(h.password, 'password') as PasswordHash,
+    createdAt: parseInteger(h.createdAt, 'createdAt'),
+    updatedAt: parseInteger(h.updatedAt, 'updatedAt'),
+  };
+}
+
+function parseIdentity(json: string): ServerIdentity {
+  const v = parseJson(json, 'identity') as { signature?: unknown; createdAt?: unknown };
+  if (typeof v.signature !== 'string' || typeof v.createdAt !== 'number') throw new MetaUnavailableError('Redis holds a malformed server identity');
+  const signature = Buffer.from(v.signature, 'base64');
+  if (signature.length !== 16) throw new MetaUnavailableError('Redis holds a server signature that is not 16 bytes');
+  return { signature, createdAt: v.createdAt };
+}
+
+function parseNodeInfo(json: string): NodeInfo {
+  return copyNodeInfo(parseJson(json, 'node info') as NodeInfo);
+}
+
+function parseInteger(s: string | undefined, what: string): number {
+  const n = Number(s);
+  if (s === undefined || s === '' || !Number.isSafeInteger(n)) throw new MetaUnavailableError(`Redis holds a malformed ${what}: ${String(s)}`);
+  return n;
+}
+
+function parseJson(s: string, what: string): unknown {
+  try {
+    return JSON.parse(s) as unknown;
+  } catch {
+    throw new MetaUnavailableError(`Redis holds malformed JSON for ${what}`);
+  }
+}
+
+/** Code-unit order, the same in both backends. */
+function compareKeys(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function checkTtl(ttlMs: number): void {
+  if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0) throw new RangeError(`lease ttl must be a positive integer of ms, got ${ttlMs}`);
+}
+
+/** Only the declared fields are stored, so what comes back equals what went in. */
+function copyPassword(p: PasswordHash): PasswordHash {
+  return { algo: p.algo, N: p.N, r: p.r, p: p.p, salt: p.salt, hash: p.hash };
+}
+
+function copyNodeInfo(n: NodeInfo): NodeInfo {
+  return { id: n.id, host: n.host, port: n.port, version: n.version, startedAt: n.startedAt };
+}

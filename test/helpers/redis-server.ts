@@ -1,0 +1,184 @@
+/**
+ * Throwaway redis-server processes for tests: loopback only, no persistence, a fresh
+ * working directory each. A test process never leaves one behind: stop() kills it, and
+ * whatever is still running when the process exits (or is interrupted) gets SIGKILL.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createConnection, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import type { TestContext } from 'node:test';
+
+export interface RedisServer {
+  port: number;
+  url: string;
+  stop(): Promise<void>;
+  process: ChildProcess;
+}
+
+const BINARY = 'redis-server';
+const READY_TIMEOUT_MS = 5000;
+const START_ATTEMPTS = 3;
+
+const running = new Set<ChildProcess>();
+
+function killAll(): void {
+  for (const child of running) child.kill('SIGKILL');
+  running.clear();
+}
+
+process.on('exit', killAll);
+
+// 'exit' does not run when a signal ends the process, so also catch the usual ones while a
+// server is up, then let the signal do what it would have done.
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+function onSignal(signal: NodeJS.Signals): void {
+  killAll();
+  unwatchSignals();
+  if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+}
+function watchSignals(): void {
+  for (const s of SIGNALS) if (!process.listeners(s).includes(onSignal)) process.on(s, onSignal);
+}
+function unwatchSignals(): void {
+  for (const s of SIGNALS) process.off(s, onSignal);
+}
+
+let available: boolean | undefined;
+
+/** Whether redis-server is on PATH. */
+export function redisAvailable(): boolean {
+  available ??= (process.env.PATH ?? '').split(delimiter).some((dir) => {
+    if (dir === '') return false;
+    try {
+      accessSync(join(dir, BINARY), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  return available;
+}
+
+/**
+ * True when the test can use Redis. Without redis-server the test is skipped, except under
+ * CI, where a missing server must fail loudly rather than pass as a skip.
+ */
+export function needRedis(t: TestContext): boolean {
+  if (redisAvailable()) return true;
+  if (process.env.CI === 'true') throw new Error(`${BINARY} is required under CI but is not on PATH`);
+  t.skip('redis-server not installed (apt-get install redis-server)');
+  return false;
+}
+
+export async function startRedis(opts: { extraArgs?: string[] } = {}): Promise<RedisServer> {
+  let lastError: Error | undefined;
+  // Another process may take the port between our probe and redis binding it; try again then.
+  for (let attempt = 0; attempt < START_ATTEMPTS; attempt++) {
+    try {
+      return await startOnce(await freePort(), opts.extraArgs ?? []);
+    } catch (err) {
+      lastError = err as Error;
+      if (!/address already in use/i.test(lastError.message)) break;
+    }
+  }
+  throw lastError ?? new Error('redis-server did not start');
+}
+
+async function startOnce(port: number, extraArgs: string[]): Promise<RedisServer> {
+  const dir = await mkdtemp(join(tmpdir(), 'afpgw-redis-'));
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...extraArgs];
+  const child = spawn(BINARY, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  running.add(child);
+  watchSignals();
+
+  // Keep the tail of the server's output for error messages; reading it also stops the
+  // pipe from filling up and blocking the server.
+  let output = '';
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk.toString('utf8')).slice(-4000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  let spawnError: Error | undefined;
+  child.once('error', (err) => {
+    spawnError = err;
+  });
+
+  // A test that forgets stop() must not keep the test process alive: the exit handler kills it.
+  child.unref();
+  const unrefPipe = (s: unknown) => (s as { unref?: () => void } | null)?.unref?.();
+  unrefPipe(child.stdout);
+  unrefPipe(child.stderr);
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+        await exited;
+        clearTimeout(timer);
+      }
+      running.delete(child);
+      if (running.size === 0) unwatchSignals();
+      await rm(dir, { recursive: true, force: true });
+    })();
+    return stopping;
+  };
+
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  for (;;) {
+    if (spawnError || child.exitCode !== null || child.signalCode !== null) {
+      await stop();
+      const why = spawnError?.message ?? `exited with ${child.exitCode ?? child.signalCode}`;
+      throw new Error(`redis-server on port ${port} ${why}: ${output.trim()}`);
+    }
+    if (await answersPing(port)) break;
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`redis-server on port ${port} did not answer PING within ${READY_TIMEOUT_MS} ms: ${output.trim()}`);
+    }
+    await sleep(50);
+  }
+  return { port, url: `redis://127.0.0.1:${port}`, stop, process: child };
+}
+
+/** Binds an ephemeral loopback port, reads it, and frees it for the server to take. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close((err) => (err ? reject(err) : resolve(port)));
+    });
+  });
+}
+
+function answersPing(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ host: '127.0.0.1', port });
+    let reply = '';
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(500, () => done(false));
+    socket.once('error', () => done(false));
+    socket.once('connect', () => socket.write('PING\r\n'));
+    socket.on('data', (chunk) => {
+      reply += chunk.toString('latin1');
+      if (reply.includes('\r\n')) done(reply.startsWith('+PONG'));
+    });
+  });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
