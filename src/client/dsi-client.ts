@@ -151,15 +151,11 @@ export class DsiClient extends EventEmitter {
   }
 
   private onData(chunk: Buffer): void {
-    let frames: DsiFrame[];
-    try {
-      frames = this.framer.push(chunk);
-    } catch (e) {
+    for (const f of this.framer.push(chunk)) this.onFrame(f);
+    if (this.framer.error) {
       this.socket.destroy();
-      this.shutdown(e as Error);
-      return;
+      this.shutdown(this.framer.error);
     }
-    for (const f of frames) this.onFrame(f);
   }
 
   private onFrame(f: DsiFrame): void {

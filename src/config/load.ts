@@ -446,6 +446,7 @@ function redactUrl(s: string): string {
     // treated as a password by some clients, so it goes too.
     if (u.password !== '') u.password = '***';
     else if (u.username !== '') u.username = '***';
+    else return s; // nothing to hide; keep it exactly as configured
     return u.toString();
   } catch {
     return '***';

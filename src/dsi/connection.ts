@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import type { Logger } from '../ops/log.js';
-import { DsiFramer, DsiFrameError, type DsiFrame } from './framer.js';
+import { DsiFramer, type DsiFrame } from './framer.js';
 import {
   DSI_REPLY,
   DSI_REQUEST,
@@ -60,6 +60,7 @@ const CONTROL_PAYLOAD_MAX = 1024;
 /** Pipelined requests beyond this many queued bytes pause the socket, bounding memory. */
 const QUEUE_HIGH_WATER_FACTOR = 2;
 const QUEUE_MAX_FRAMES = 256;
+const CLOSE_GRACE_MS = 2000;
 
 /**
  * One TCP connection speaking DSI. Requests run strictly one after another: the Mac
@@ -129,14 +130,24 @@ export class DsiConnection {
   close(reason: DsiCloseReason = 'server-close'): void {
     if (this.closedReason !== null) return;
     if (this.endpoint) this.sendRequest(DsiCommand.CloseSession, EMPTY);
-    this.socket.end();
+    this.endGracefully();
     this.finish(reason);
   }
 
-  /** Drops the socket at once, without DSICloseSession (bad input, or the peer is gone). */
+  /** Drops the socket at once, without DSICloseSession (the peer is gone or silent). */
   destroy(reason: DsiCloseReason): void {
     this.socket.destroy();
     this.finish(reason);
+  }
+
+  /**
+   * Flushes what we already wrote (replies to the valid frames before a bad one), then
+   * closes. A peer that never closes its side is cut off after a short grace period.
+   */
+  private endGracefully(): void {
+    this.socket.pause();
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS).unref();
   }
 
   private maxPayload(h: DsiHeader): number {
@@ -154,17 +165,11 @@ export class DsiConnection {
   private onData(chunk: Buffer): void {
     if (this.closedReason !== null) return;
     this.lastReceived = Date.now();
-    let frames: DsiFrame[];
-    try {
-      frames = this.framer.push(chunk);
-    } catch (err) {
-      this.protocolError(err instanceof DsiFrameError ? err.message : String(err));
-      return;
-    }
-    for (const f of frames) {
+    for (const f of this.framer.push(chunk)) {
       if (this.closedReason !== null) return;
       this.onFrame(f);
     }
+    if (this.framer.error && this.closedReason === null) this.protocolError(this.framer.error.message);
   }
 
   private onFrame(f: DsiFrame): void {
@@ -182,7 +187,7 @@ export class DsiConnection {
       case DsiCommand.Tickle:
         return;
       case DsiCommand.CloseSession:
-        this.socket.end();
+        this.endGracefully();
         this.finish('client-close');
         return;
       case DsiCommand.Command:
@@ -316,8 +321,9 @@ export class DsiConnection {
   }
 
   private protocolError(message: string): void {
-    this.opts.log.warn({ remote: this.remoteAddress, reason: message }, 'DSI protocol error; closing connection');
-    this.destroy('protocol-error');
+    this.opts.log.warn({ reason: message }, 'DSI protocol error; closing connection');
+    this.endGracefully();
+    this.finish('protocol-error');
   }
 
   private finish(reason: DsiCloseReason): void {
@@ -326,7 +332,7 @@ export class DsiConnection {
     clearInterval(this.timer);
     this.queue.length = 0;
     this.queuedBytes = 0;
-    if (!this.socket.destroyed && reason !== 'client-close' && reason !== 'server-close') this.socket.destroy();
+    if (reason === 'peer-closed') this.socket.destroy();
     this.endpoint?.closed(reason);
   }
 }

@@ -22,14 +22,21 @@ export class DsiFramer {
   private buffered = 0;
   private header: DsiHeader | null = null;
 
+  /** Set once a bad header is seen; the stream cannot be resynchronised after that. */
+  error: DsiFrameError | null = null;
+
   constructor(private readonly maxPayload: (h: DsiHeader) => number) {}
 
   get bufferedBytes(): number {
     return this.buffered;
   }
 
-  /** Appends bytes and returns the frames now complete. Throws DsiFrameError on a bad header. */
+  /**
+   * Appends bytes and returns the frames now complete. A bad header sets `error` instead of
+   * throwing, so the valid frames that preceded it in the same read are still returned.
+   */
   push(chunk: Buffer): DsiFrame[] {
+    if (this.error) return [];
     if (chunk.length > 0) {
       this.chunks.push(chunk);
       this.buffered += chunk.length;
@@ -39,9 +46,15 @@ export class DsiFramer {
       if (this.header === null) {
         if (this.buffered < DSI_HEADER_SIZE) break;
         const h = readHeader(this.take(DSI_HEADER_SIZE));
-        if (h.flags > 1) throw new DsiFrameError(`bad DSI flags 0x${h.flags.toString(16)}`);
         const max = this.maxPayload(h);
-        if (h.length > max) throw new DsiFrameError(`DSI frame of ${h.length} bytes exceeds ${max} for command ${h.command}`);
+        if (h.flags > 1 || h.length > max) {
+          this.error = new DsiFrameError(
+            h.flags > 1 ? `bad DSI flags 0x${h.flags.toString(16)}` : `DSI frame of ${h.length} bytes exceeds ${max} for command ${h.command}`,
+          );
+          this.chunks = [];
+          this.buffered = 0;
+          break;
+        }
         this.header = h;
       }
       if (this.buffered < this.header.length) break;

@@ -173,7 +173,10 @@ export class RedisMetaStore implements MetaStore {
       lazyConnect: true,
       connectTimeout: timeoutMs,
       // Before the first ready connection a failure is final; afterwards keep reconnecting.
-      retryStrategy: (times) => (ready ? Math.min(times * 100, 2000) : null),
+      retryStrategy: (times) => (ready ? Math.min(times * 200, 2000) : null),
+      // A call made while Redis is away waits for a few reconnect attempts (about a second),
+      // then fails with MetaUnavailableError; ioredis's default (20) would hang it for ~40 s.
+      maxRetriesPerRequest: 3,
       ...(opts.password !== undefined ? { password: opts.password } : {}),
     };
     let redis: Redis;

@@ -76,13 +76,20 @@ test('one byte at a time', () => {
 test('an oversized length is refused from the header alone, before its payload arrives', () => {
   const framer = new DsiFramer(() => 4096);
   const h = writeHeader({ flags: 0, command: 2, requestId: 9, codeOrOffset: 0, length: 0xffffffff, reserved: 0 });
-  assert.throws(() => framer.push(h), DsiFrameError);
+  assert.deepEqual(framer.push(h), []);
+  assert.ok(framer.error instanceof DsiFrameError);
+  assert.equal(framer.bufferedBytes, 0);
 });
 
-test('bad flags are refused', () => {
+test('bad flags are refused, and frames before the bad header are still delivered', () => {
   const framer = new DsiFramer(() => 4096);
-  const h = writeHeader({ flags: 7, command: 2, requestId: 9, codeOrOffset: 0, length: 0, reserved: 0 });
-  assert.throws(() => framer.push(h), DsiFrameError);
+  const good = writeHeader({ flags: 0, command: 3, requestId: 1, codeOrOffset: 0, length: 0, reserved: 0 });
+  const bad = writeHeader({ flags: 7, command: 2, requestId: 9, codeOrOffset: 0, length: 0, reserved: 0 });
+  const frames = framer.push(Buffer.concat([good, bad]));
+  assert.equal(frames.length, 1);
+  assert.equal(frames[0]!.requestId, 1);
+  assert.ok(framer.error instanceof DsiFrameError);
+  assert.deepEqual(framer.push(good), [], 'nothing is parsed after an error');
 });
 
 test('buffered bytes never exceed one allowed frame plus the chunk being pushed', () => {
@@ -90,13 +97,9 @@ test('buffered bytes never exceed one allowed frame plus the chunk being pushed'
   fc.assert(
     fc.property(fc.uint8Array({ minLength: 0, maxLength: 20000 }), fc.integer({ min: 1, max: 700 }), (garbage, chunk) => {
       const framer = new DsiFramer(() => max);
-      try {
-        for (let i = 0; i < garbage.length; i += chunk) {
-          framer.push(Buffer.from(garbage.subarray(i, i + chunk)));
-          assert.ok(framer.bufferedBytes <= DSI_HEADER_SIZE + max + chunk, `buffered ${framer.bufferedBytes}`);
-        }
-      } catch (e) {
-        assert.ok(e instanceof DsiFrameError);
+      for (let i = 0; i < garbage.length && !framer.error; i += chunk) {
+        framer.push(Buffer.from(garbage.subarray(i, i + chunk)));
+        assert.ok(framer.bufferedBytes <= DSI_HEADER_SIZE + max + chunk, `buffered ${framer.bufferedBytes}`);
       }
     }),
     { numRuns: 300 },

@@ -37,7 +37,8 @@ const passwordArb: fc.Arbitrary<PasswordHash> = fc.record({
   p: fc.integer({ min: 1, max: 16 }),
   salt: fc.uint8Array({ minLength: 0, maxLength: 64 }).map((b) => Buffer.from(b).toString('base64')),
   hash: fc.uint8Array({ minLength: 1, maxLength: 128 }).map((b) => Buffer.from(b).toString('base64')),
-});
+  // fc.record builds null-prototype objects; a store returns ordinary ones.
+}).map((r) => ({ ...r }));
 
 /** Characters whose case or normal form is easy to get wrong. */
 const TRICKY = ['a', 'B', 'é', 'e\u0301', 'Å', 'A\u030a', '\u212b', 'ß', 'İ', 'ı', 'ǅ', 'Ω', 'ﬁ', 'Σ', 'ς', ':', '{', '}', ' ', '\u0000', '😀', '\u{10ffff}'];
