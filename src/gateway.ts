@@ -106,7 +106,7 @@ export class Gateway {
     this.stopping ??= (async () => {
       this.ctx.shuttingDown = true;
       if (this.renewTimer) clearInterval(this.renewTimer);
-      await this.server.stopAccepting();
+      void this.server.stopAccepting();
       for (const c of this.server.allConnections()) c.attention(DsiAttention.Shutdown);
       if (noticeMs > 0 && this.server.connectionCount > 0) await new Promise((r) => setTimeout(r, noticeMs));
       await this.server.close();

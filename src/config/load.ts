@@ -29,7 +29,7 @@ export const ENV_PREFIX = 'AFPGW_';
 /** Reserved for the CLI to name the config file; not a setting, so not an override. */
 export const CONFIG_FILE_ENV = 'AFPGW_CONFIG';
 /** Source names used in messages for the CLI overrides. */
-export const CLI_SOURCES = { port: '--port', dataDir: '--data-dir' } as const;
+export const CLI_SOURCES = { port: '--port', dataDir: '--data' } as const;
 
 type Key = string | number;
 type KeyPath = readonly Key[];

@@ -145,7 +145,9 @@ export class DsiConnection {
    * closes. A peer that never closes its side is cut off after a short grace period.
    */
   private endGracefully(): void {
-    this.socket.pause();
+    // Keep reading (onData discards once closed) so the peer's FIN is seen and the socket
+    // closes; a paused socket would linger half-open.
+    this.socket.resume();
     this.socket.end();
     setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS).unref();
   }

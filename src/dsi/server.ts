@@ -24,6 +24,7 @@ export class DsiServer {
   private readonly connections = new Set<DsiConnection>();
   private readonly perAddress = new Map<string, number>();
   private nextConnId = 1;
+  private closed: Promise<void> | null = null;
 
   constructor(private readonly opts: DsiServerOptions) {
     this.server = createServer({ noDelay: true }, (s) => this.accept(s));
@@ -66,18 +67,22 @@ export class DsiServer {
     });
   }
 
-  /** Stops accepting; existing connections are left to the caller (graceful shutdown). */
+  /**
+   * Stops accepting; existing connections carry on (graceful shutdown). The returned promise
+   * settles only once every connection has ended, which is why it is awaited last.
+   */
   stopAccepting(): Promise<void> {
-    return new Promise((resolve) => {
+    this.closed ??= new Promise((resolve) => {
       if (!this.server.listening) return resolve();
       this.server.close(() => resolve());
     });
+    return this.closed;
   }
 
   async close(): Promise<void> {
-    const closing = this.stopAccepting();
+    const closed = this.stopAccepting();
     for (const c of [...this.connections]) c.close('server-close');
-    await closing;
+    await closed;
   }
 
   private accept(socket: Socket): void {

@@ -201,9 +201,9 @@ export class RedisMetaStore implements MetaStore {
       await Promise.race([redis.connect(), timedOut]);
       ready = true;
     } catch (err) {
-      redis.disconnect();
+      stop(redis);
       const why = lastError?.message ?? (err instanceof Error ? err.message : String(err));
-      throw new MetaUnavailableError(`cannot reach Redis at ${where}: ${why}`);
+      throw new MetaUnavailableError(`cannot connect to Redis at ${where}: ${why}`);
     } finally {
       clearTimeout(timer);
     }
@@ -309,7 +309,7 @@ export class RedisMetaStore implements MetaStore {
     this.closed ??= this.redis.quit().then(
       () => undefined,
       // quit fails only when the connection is already gone, which is what we wanted.
-      () => this.redis.disconnect(),
+      () => stop(this.redis),
     );
     return this.closed;
   }
@@ -329,6 +329,14 @@ export class RedisMetaStore implements MetaStore {
       throw new MetaUnavailableError(`Redis: ${message}`);
     }
   }
+}
+
+/**
+ * Stops reconnecting. ioredis's disconnect() on a connection that has already ended arms a
+ * 2 s timer that nothing clears, which would keep a failing CLI alive for no reason.
+ */
+function stop(redis: Redis): void {
+  if (redis.status !== 'end') redis.disconnect();
 }
 
 function keys(prefix: string) {

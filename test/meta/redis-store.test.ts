@@ -61,6 +61,20 @@ describe('RedisMetaStore specifics', () => {
     }
   });
 
+  it('rejects with MetaUnavailableError when the password is wrong or missing', async (t) => {
+    if (!needRedis(t)) return;
+    const guarded = await startRedis({ extraArgs: ['--requirepass', 'sekrit'] });
+    try {
+      for (const password of ['wrong', undefined]) {
+        await assert.rejects(RedisMetaStore.connect({ url: guarded.url, password, connectTimeoutMs: 1000 }), MetaUnavailableError);
+      }
+      const store = await RedisMetaStore.connect({ url: guarded.url, password: 'sekrit', connectTimeoutMs: 1000 });
+      await store.close();
+    } finally {
+      await guarded.stop();
+    }
+  });
+
   it('rejects a key prefix that would move the hash tag', async () => {
     await assert.rejects(RedisMetaStore.connect({ url: 'redis://127.0.0.1:1', keyPrefix: 'a{b}' }), RangeError);
   });
