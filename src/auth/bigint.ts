@@ -13,12 +13,6 @@ export function bigIntToBytes(v: bigint, len: number): Buffer {
   return Buffer.concat([Buffer.alloc(len - raw.length), raw]);
 }
 
-export function leftPad(b: Buffer, len: number): Buffer {
-  if (b.length === len) return b;
-  if (b.length > len) throw new RangeError(`value needs ${b.length} bytes, field has ${len}`);
-  return Buffer.concat([Buffer.alloc(len - b.length), b]);
-}
-
 export function modPow(base: bigint, exp: bigint, mod: bigint): bigint {
   let result = 1n;
   let b = base % mod;

@@ -48,7 +48,7 @@ export function clientDhx2(password: string): ClientUam {
         const len = r.u16();
         const p = bytesToBigInt(r.bytes(len));
         const mb = bytesToBigInt(r.bytes(len));
-        const ra = randomBelow(p, len);
+        const ra = randomBelow(p, 32);
         const ma = bigIntToBytes(modPow(g, ra, p), len);
         key = createHash('md5').update(bigIntToBytes(modPow(mb, ra, p), len)).digest();
         clientNonce = randomBytes(16);
