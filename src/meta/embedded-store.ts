@@ -28,6 +28,7 @@ import {
   type ServerIdentity,
   type UserRecord,
 } from './meta-store.js';
+import { checkTtl, compareKeys, copyIdentity, copyNodeInfo, copyPassword } from './records.js';
 
 const FIRST_UID = 1000;
 
@@ -184,27 +185,4 @@ export class EmbeddedMetaStore implements MetaStore {
   private readUser(key: string): UserRecord | undefined {
     return this.db.get(K.user(key)) as UserRecord | undefined;
   }
-}
-
-/** Code-unit order, the same in both backends (LMDB itself orders keys by UTF-8 bytes). */
-function compareKeys(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-function checkTtl(ttlMs: number): void {
-  if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0) throw new RangeError(`lease ttl must be a positive integer of ms, got ${ttlMs}`);
-}
-
-/** Only the declared fields are stored, so what comes back equals what went in. */
-function copyPassword(p: PasswordHash): PasswordHash {
-  return { algo: p.algo, N: p.N, r: p.r, p: p.p, salt: p.salt, hash: p.hash };
-}
-
-function copyNodeInfo(n: NodeInfo): NodeInfo {
-  return { id: n.id, host: n.host, port: n.port, version: n.version, startedAt: n.startedAt };
-}
-
-/** A caller that mutates the returned Buffer must not change what later callers see. */
-function copyIdentity(id: ServerIdentity): ServerIdentity {
-  return { signature: Buffer.from(id.signature), createdAt: id.createdAt };
 }

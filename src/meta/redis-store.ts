@@ -34,6 +34,7 @@ import {
   type ServerIdentity,
   type UserRecord,
 } from './meta-store.js';
+import { checkTtl, compareKeys, copyNodeInfo, copyPassword } from './records.js';
 
 export interface RedisOptions {
   /** redis://[user:pass@]host:port[/db]; ignored when `sentinels` is given. */
@@ -407,22 +408,4 @@ function parseJson(s: string, what: string): unknown {
   } catch {
     throw new MetaUnavailableError(`Redis holds malformed JSON for ${what}`);
   }
-}
-
-/** Code-unit order, the same in both backends. */
-function compareKeys(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-function checkTtl(ttlMs: number): void {
-  if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0) throw new RangeError(`lease ttl must be a positive integer of ms, got ${ttlMs}`);
-}
-
-/** Only the declared fields are stored, so what comes back equals what went in. */
-function copyPassword(p: PasswordHash): PasswordHash {
-  return { algo: p.algo, N: p.N, r: p.r, p: p.p, salt: p.salt, hash: p.hash };
-}
-
-function copyNodeInfo(n: NodeInfo): NodeInfo {
-  return { id: n.id, host: n.host, port: n.port, version: n.version, startedAt: n.startedAt };
 }
