@@ -20,9 +20,14 @@ test('login throttle: free failures, then doubling delays up to the cap, reset o
 });
 
 test('login throttle forgets failures outside its window', () => {
-  const th = new LoginThrottle({ freeFailures: 0, maxDelayMs: 1000, windowMs: 0 });
+  let now = 1_000_000;
+  const th = new LoginThrottle({ freeFailures: 0, maxDelayMs: 1000, windowMs: 60_000, now: () => now });
   th.failed('a');
+  assert.equal(th.delayFor('a'), 250);
+  now += 60_001;
   assert.equal(th.delayFor('a'), 0);
+  th.failed('a');
+  assert.equal(th.delayFor('a'), 250, 'an old failure does not count towards a new streak');
 });
 
 test('128-bit nonce arithmetic wraps and keeps 16 bytes', () => {

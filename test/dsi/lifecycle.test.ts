@@ -33,7 +33,7 @@ test('a client that tickles is kept; a sleeping client is kept without tickling'
     users: [USER],
     tune: (cfg) => {
       cfg.dsi.tickleSeconds = 0.1;
-      cfg.dsi.idleTimeoutSeconds = 0.5;
+      cfg.dsi.idleTimeoutSeconds = 1.5;
     },
   });
   try {
@@ -42,7 +42,7 @@ test('a client that tickles is kept; a sleeping client is kept without tickling'
     const sleeper = await AfpClient.connect(g.host, g.port);
     await sleeper.login({ user: USER.name, password: USER.password });
     await sleeper.zzzzz(1);
-    await new Promise((r) => setTimeout(r, 1500));
+    await new Promise((r) => setTimeout(r, 4000));
     assert.ok(!lively.dsi.isClosed, 'a tickling client outlives the idle timeout');
     assert.ok(!sleeper.dsi.isClosed, 'a sleeping client is not timed out');
     // Waking up: any request ends the sleep, and the idle clock applies again.
