@@ -69,6 +69,11 @@ export class Gateway {
         openEndpoint: (conn) => new AfpSession(conn, ctx, table),
         log,
       });
+      if (!config.auth.uams.includes('No User Authent')) {
+        for (const v of config.volumes.filter((v) => v.allowGuest)) {
+          log.warn({ volume: v.name }, `volume ${v.name} allows guests, but the "No User Authent" UAM is not enabled, so no guest can log in`);
+        }
+      }
       const listened = await server.listen(config.listen.host, config.listen.port, config.listen.fallbackPort);
       const nodeId = `${hostname()}-${randomBytes(3).toString('hex')}`;
       const gw = new Gateway(config, meta, server, ctx, nodeId, listened.host, listened.port, listened.fellBack, log);

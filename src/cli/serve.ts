@@ -1,4 +1,4 @@
-import { loadConfig } from '../config/load.js';
+import { CONFIG_FILE_ENV, loadConfig } from '../config/load.js';
 import { Gateway } from '../gateway.js';
 import { createLogger } from '../ops/log.js';
 import type { CliOptions } from './options.js';
@@ -24,9 +24,11 @@ export async function serve(opts: CliOptions): Promise<number> {
   return 0;
 }
 
+/** `--config FILE`, else the file named by AFPGW_CONFIG (handy in systemd units and containers). */
 export function configSource(opts: CliOptions): Parameters<typeof loadConfig>[0] {
   const overrides: { port?: number; dataDir?: string } = {};
   if (opts.port !== undefined) overrides.port = opts.port;
   if (opts.data !== undefined) overrides.dataDir = opts.data;
-  return { ...(opts.config !== undefined ? { file: opts.config } : {}), env: process.env, overrides };
+  const file = opts.config ?? process.env[CONFIG_FILE_ENV];
+  return { ...(file !== undefined ? { file } : {}), env: process.env, overrides };
 }

@@ -97,6 +97,14 @@ describe('the afp-gateway command', () => {
     assert.match(r.stderr, /volumes\[0\]\.blockSize: must be a power of two/);
   });
 
+  test('AFPGW_CONFIG names the config file when --config is not given', async () => {
+    const file = join(dir, 'env.yaml');
+    await writeFile(file, 'dsi:\n  replayCacheSize: 7\n');
+    const r = await runCli(['user', 'list', '--data', dir], '', { ...ENV, AFPGW_CONFIG: file });
+    assert.equal(r.code, 78);
+    assert.match(r.stderr, /env\.yaml: dsi\.replayCacheSize/);
+  });
+
   test('unknown commands and flags are explained', async () => {
     const r = await runCli(['frobnicate']);
     assert.equal(r.code, 2);
