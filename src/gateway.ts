@@ -15,6 +15,7 @@ import type { MetaStore } from './meta/meta-store.js';
 import { openMetaStoreFromConfig } from './meta/from-config.js';
 import type { Logger } from './ops/log.js';
 import { VolumeCatalog } from './volume/catalog.js';
+import { VolumeSet } from './volume/volume-set.js';
 
 export const VERSION = '0.1.0';
 const MACHINE_TYPE = 'afp-gateway';
@@ -44,6 +45,7 @@ export class Gateway {
     const meta = await openMetaStoreFromConfig(config.metadata);
     try {
       const identity = await meta.serverIdentity();
+      const volumes = await VolumeSet.open(new VolumeCatalog(config.volumes), meta);
       const table = buildCommandTable();
       const ctx: AfpServerContext = {
         serverName: config.serverName,
@@ -53,7 +55,7 @@ export class Gateway {
         checker: new UserAuthenticator(meta, config.auth.scrypt),
         users: new UserDirectory(meta),
         throttle: new LoginThrottle(config.auth.loginThrottle),
-        volumes: new VolumeCatalog(config.volumes),
+        volumes,
         sleepHours: 10,
         log,
         shuttingDown: false,

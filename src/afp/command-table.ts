@@ -1,9 +1,14 @@
 import { CommandTable } from './dispatch.js';
+import { changeCommands } from './handlers/changes.js';
+import { enumerateCommands } from './handlers/enumerate.js';
+import { fileDirCommands } from './handlers/filedir.js';
 import { loginCommands } from './handlers/login.js';
 import { serverCommands } from './handlers/server.js';
 import { userCommands } from './handlers/users.js';
+import { volumeCommands } from './handlers/volume.js';
+import { xattrCommands } from './handlers/xattrs.js';
 
 /** The one place that lists which AFP commands this server implements. */
 export function buildCommandTable(): CommandTable {
-  return new CommandTable([loginCommands, serverCommands, userCommands]);
+  return new CommandTable([loginCommands, serverCommands, userCommands, volumeCommands, fileDirCommands, changeCommands, enumerateCommands, xattrCommands]);
 }

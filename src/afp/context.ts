@@ -2,7 +2,7 @@ import type { LoginThrottle } from '../auth/login-throttle.js';
 import type { PasswordChecker, Uam } from '../auth/uam.js';
 import type { UserDirectory } from '../auth/user-directory.js';
 import type { Logger } from '../ops/log.js';
-import type { VolumeCatalog } from '../volume/catalog.js';
+import type { VolumeSet } from '../volume/volume-set.js';
 
 /** Everything AFP sessions share on one gateway node. */
 export interface AfpServerContext {
@@ -14,7 +14,7 @@ export interface AfpServerContext {
   checker: PasswordChecker;
   users: UserDirectory;
   throttle: LoginThrottle;
-  volumes: VolumeCatalog;
+  volumes: VolumeSet;
   /** Hours a sleeping session is kept; FPZzzzz reports it. */
   sleepHours: number;
   log: Logger;

@@ -8,7 +8,11 @@ import type { AfpServerContext } from './context.js';
 import type { CommandTable } from './dispatch.js';
 import { AfpError } from './errors.js';
 import { kFPCallNotSupported, kFPMiscErr, kFPNoErr, kFPParamErr, resultName } from './result-codes.js';
-import type { AfpVersion } from './versions.js';
+import { versionNumber, type AfpVersion } from './versions.js';
+import { FsError } from '../volume/errors.js';
+import type { Volume } from '../volume/volume.js';
+import { fsErrorCode } from './fs-errors.js';
+
 
 /** One AFP session: login state and (in later layers) open volumes and forks. */
 export class AfpSession implements DsiEndpoint {
@@ -19,6 +23,10 @@ export class AfpSession implements DsiEndpoint {
   /** The UAM exchange awaiting FPLoginCont, if a login is under way. */
   pendingLogin: ((authInfo: Buffer) => Promise<UamStep>) | null = null;
   loggedOut = false;
+  /** Volumes this session opened, by wire volume ID. */
+  readonly openVolumes = new Map<number, Volume>();
+  /** Where the last enumeration stopped, so the next page resumes instead of re-skipping. */
+  enumCursor: { volume: number; dir: number; nextIndex: number; last: string } | null = null;
 
   constructor(readonly conn: DsiConnection, readonly ctx: AfpServerContext, private readonly table: CommandTable) {
     this.log = ctx.log.child({ session: this.id });
@@ -54,8 +62,23 @@ export class AfpSession implements DsiEndpoint {
     return reply;
   }
 
+  /** The open volume a request names; kFPParamErr for an unknown or closed volume ID. */
+  volume(id: number): Volume {
+    const v = this.openVolumes.get(id);
+    if (!v) throw new AfpError(kFPParamErr, `volume ${id} is not open`);
+    return v;
+  }
+
+  get versionNumber(): number {
+    return this.version ? versionNumber(this.version) : 34;
+  }
+
   private errorCode(err: unknown, cmd: number): number {
     if (err instanceof AfpError) return err.code;
+    if (err instanceof FsError) {
+      this.log.debug({ cmd: commandName(cmd), err: err.message }, 'file-system error');
+      return fsErrorCode(err, this.versionNumber);
+    }
     if (err instanceof WireUnderflow) {
       this.log.debug({ cmd: commandName(cmd), err: err.message }, 'malformed request');
       return kFPParamErr;

@@ -3,7 +3,9 @@ import { fromAfpDate } from '../afp/dates.js';
 import { AfpError } from '../afp/errors.js';
 import { kFPAuthContinue, kFPNoErr } from '../afp/result-codes.js';
 import { decodeServerInfo, type ServerInfo } from '../afp/srvr-info.js';
+import { parseBlock, volumeFields } from '../afp/params.js';
 import { Reader } from '../wire/reader.js';
+import { AfpVolume, VOL_BITMAP_ALL } from './afp-volume.js';
 import { Writer } from '../wire/writer.js';
 import { DsiClient, type DsiClientOptions, type DsiResult, type OpenSessionResult } from './dsi-client.js';
 import { clientCleartext, clientDhcast128, clientDhx2, clientGuest, type ClientUam } from './uams.js';
@@ -123,6 +125,21 @@ export class AfpClient {
 
   async zzzzz(flags = 0): Promise<number> {
     return new Reader(await this.call(new Writer(6).u8(AfpCommand.FPZzzzz).u8(0).u32(flags).finish())).u32();
+  }
+
+  /** FPOpenVol; the volume password, if any, goes in its 8-byte field. */
+  async openVolume(name: string, o: { bitmap?: number; password?: string } = {}): Promise<AfpVolume> {
+    const bitmap = o.bitmap ?? VOL_BITMAP_ALL;
+    const w = new Writer(64).u8(AfpCommand.FPOpenVol).u8(0).u16(bitmap).pstring(Buffer.from(name.normalize('NFD'), 'utf8'));
+    if (o.password !== undefined) {
+      const pw = Buffer.alloc(8);
+      Buffer.from(o.password, 'utf8').copy(pw);
+      w.alignEven().bytes(pw);
+    }
+    const b = await this.call(w.finish());
+    const r = new Reader(b);
+    const params = parseBlock(volumeFields, r.u16(), r, b);
+    return new AfpVolume(this, params.volumeId!, params);
   }
 
   close(): Promise<void> {

@@ -40,6 +40,11 @@ volumes:
     # password: secret
     # Let guests (the "No User Authent" UAM) use this volume.
     allowGuest: false
+    # Compare names case-sensitively. Default: like HFS+, case-insensitive and case-preserving.
+    caseSensitive: false
+    # Identity of the volume's data in the metadata store; defaults to the name. Before
+    # renaming a volume, set this to its old name so the data stays with it.
+    # key: timemachine
 
 # Where file-system state lives (names, CNIDs, block maps, locks, sessions).
 metadata:

@@ -120,6 +120,14 @@ export const volumeSchema = z.strictObject({
     }, 'must be 1 to 8 bytes (AFP volume passwords are 8 bytes)')
     .optional(),
   allowGuest: z.boolean().default(false),
+  // HFS+ semantics (case-insensitive, case-preserving) unless set; Macs expect that.
+  caseSensitive: z.boolean().default(false),
+  // The identity of the volume's data in the metadata store. Defaults to the name; set it
+  // before renaming a volume, to the old name, so the data stays with it.
+  key: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1 to 64 letters, digits, ".", "_" or "-"')
+    .optional(),
 });
 
 const volumesSchema = z

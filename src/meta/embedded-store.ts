@@ -15,7 +15,8 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { open, type RootDatabase } from 'lmdb';
+import { open, type Database, type RootDatabase } from 'lmdb';
+import { EmbeddedNamespace } from './embedded-namespace.js';
 import {
   MetaConflictError,
   MetaNotFoundError,
@@ -28,6 +29,7 @@ import {
   type ServerIdentity,
   type UserRecord,
 } from './meta-store.js';
+import type { NamespaceOptions, NamespaceStore } from './namespace.js';
 import { checkTtl, compareKeys, copyIdentity, copyNodeInfo, copyPassword } from './records.js';
 
 const FIRST_UID = 1000;
@@ -49,6 +51,7 @@ type Value = UserRecord | NodeLease | ServerIdentity | string | number;
 export class EmbeddedMetaStore implements MetaStore {
   readonly kind = 'embedded' as const;
   private closed?: Promise<void>;
+  private readonly namespaces = new Map<string, NamespaceStore>();
 
   private constructor(private readonly db: RootDatabase<Value, string>) {}
 
@@ -175,6 +178,17 @@ export class EmbeddedMetaStore implements MetaStore {
       if (lease.expiresAt > now) live.push(lease);
     }
     return live.sort((a, b) => compareKeys(a.id, b.id));
+  }
+
+  /** One instance per volume; the first caller's options stay with it. */
+  namespace(volumeKey: string, opts: NamespaceOptions): NamespaceStore {
+    let ns = this.namespaces.get(volumeKey);
+    if (!ns) {
+      // The namespace keeps its own records under `ns:` keys in the same database.
+      ns = new EmbeddedNamespace(this.db as unknown as Database<unknown, string>, volumeKey, opts);
+      this.namespaces.set(volumeKey, ns);
+    }
+    return ns;
   }
 
   close(): Promise<void> {

@@ -5,6 +5,8 @@
  * locks, sessions); issue 2 needs users, the server identity and the node registry.
  */
 
+import type { NamespaceOptions, NamespaceStore } from './namespace.js';
+
 /** A scrypt password hash; the parameters travel with the hash so they can be raised later. */
 export interface PasswordHash {
   algo: 'scrypt';
@@ -78,6 +80,13 @@ export interface MetaStore {
   unregisterNode(id: string): Promise<void>;
   /** Live leases only, sorted by id. */
   listNodes(): Promise<NodeLease[]>;
+
+  /**
+   * The namespace of one volume. `volumeKey` is a stable identity of the volume (it names
+   * the keys, so renaming a volume in the config must not change it); on Redis all of a
+   * volume's keys share the hash tag `{v:<volumeKey>}`.
+   */
+  namespace(volumeKey: string, opts: NamespaceOptions): NamespaceStore;
 
   close(): Promise<void>;
 }

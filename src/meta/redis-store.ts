@@ -34,7 +34,9 @@ import {
   type ServerIdentity,
   type UserRecord,
 } from './meta-store.js';
+import type { NamespaceOptions, NamespaceStore } from './namespace.js';
 import { checkTtl, compareKeys, copyNodeInfo, copyPassword } from './records.js';
+import { RedisNamespace } from './redis-namespace.js';
 
 export interface RedisOptions {
   /** redis://[user:pass@]host:port[/db]; ignored when `sentinels` is given. */
@@ -151,8 +153,9 @@ export class RedisMetaStore implements MetaStore {
   readonly kind = 'redis' as const;
   private readonly k: ReturnType<typeof keys>;
   private closed?: Promise<void>;
+  private readonly namespaces = new Map<string, NamespaceStore>();
 
-  private constructor(private readonly redis: ScriptedRedis, prefix: string) {
+  private constructor(private readonly redis: ScriptedRedis, private readonly prefix: string) {
     this.k = keys(prefix);
   }
 
@@ -304,6 +307,16 @@ export class RedisMetaStore implements MetaStore {
       leases.push({ ...parseNodeInfo(info), expiresAt: parseInteger(expiresAt, 'expiresAt') });
     }
     return leases.sort((a, b) => compareKeys(a.id, b.id));
+  }
+
+  /** One instance per volume; the first caller's options stay with it. */
+  namespace(volumeKey: string, opts: NamespaceOptions): NamespaceStore {
+    let ns = this.namespaces.get(volumeKey);
+    if (!ns) {
+      ns = new RedisNamespace(this.redis, this.prefix, volumeKey, opts);
+      this.namespaces.set(volumeKey, ns);
+    }
+    return ns;
   }
 
   close(): Promise<void> {

@@ -10,6 +10,10 @@ export interface VolumeDef {
   allowGuest: boolean;
   sizeLimit: number | null;
   blockSize: number;
+  /** Names compare case-sensitively (advertised as kCaseSensitive); HFS+-like folding otherwise. */
+  caseSensitive: boolean;
+  /** Stable identity of the volume's data, so that renaming the volume keeps it. */
+  key?: string;
 }
 
 export interface Principal {

@@ -15,7 +15,7 @@ test('no file and no env: the embedded default', async () => {
     serverName: short,
     dataDir: '/srv/try-out/afp-data',
     listen: { host: '0.0.0.0', port: 548, fallbackPort: 10548 },
-    volumes: [{ name: 'TimeMachine', timeMachine: true, sizeLimit: null, users: [], blockSize: 4 * MiB, allowGuest: false }],
+    volumes: [{ name: 'TimeMachine', timeMachine: true, sizeLimit: null, users: [], blockSize: 4 * MiB, allowGuest: false, caseSensitive: false }],
     metadata: { backend: 'embedded', path: '/srv/try-out/afp-data/meta' },
     objects: { backend: 'fs', path: '/srv/try-out/afp-data/objects' },
     cache: { dir: '/srv/try-out/afp-data/cache', size: 10 * GiB, dirtyLimit: 2 * GiB, uploadConcurrency: 8 },
@@ -121,8 +121,8 @@ test('a full file: every key read, sizes in bytes', async () => {
     assert.equal(cfg.dataDir, '/var/lib/afp-gateway');
     assert.deepEqual(cfg.listen, { host: '::', port: 10548, fallbackPort: null });
     assert.deepEqual(cfg.volumes, [
-      { name: 'TimeMachine', timeMachine: true, sizeLimit: 2 * TiB, users: ['alice', 'bob'], blockSize: 8 * MiB, password: 's3cret', allowGuest: false },
-      { name: 'Scratch', timeMachine: false, sizeLimit: 500e9, users: [], blockSize: 64 * KiB, allowGuest: true },
+      { name: 'TimeMachine', timeMachine: true, sizeLimit: 2 * TiB, users: ['alice', 'bob'], blockSize: 8 * MiB, password: 's3cret', allowGuest: false, caseSensitive: false },
+      { name: 'Scratch', timeMachine: false, sizeLimit: 500e9, users: [], blockSize: 64 * KiB, allowGuest: true, caseSensitive: false },
     ]);
     assert.deepEqual(cfg.metadata, {
       backend: 'redis',
@@ -250,7 +250,7 @@ test('env: UPPER_SNAKE segments map to camelCase keys; values are YAML scalars',
   assert.deepEqual(cfg.auth.uams, ['DHX2', 'Cleartxt Passwrd']);
   assert.equal(cfg.auth.scrypt.N, 16384);
   assert.deepEqual(cfg.volumes, [
-    { name: 'Backups', timeMachine: true, sizeLimit: 2e12, users: [], blockSize: 4 * MiB, password: '00001234', allowGuest: false },
+    { name: 'Backups', timeMachine: true, sizeLimit: 2e12, users: [], blockSize: 4 * MiB, password: '00001234', allowGuest: false, caseSensitive: false },
   ]);
   assert.equal(cfg.cache.size, 20 * GiB);
 });

@@ -26,7 +26,7 @@ export const serverCommands: CommandSpec[] = [
       const countAt = w.length;
       w.u8(0);
       let count = 0;
-      for (const v of s.ctx.volumes.visibleTo(s.user!)) {
+      for (const v of s.ctx.volumes.catalog.visibleTo(s.user!)) {
         const name = Buffer.from(v.name.normalize('NFD'), 'utf8').subarray(0, 255);
         if (w.length + 2 + name.length > SRVR_PARMS_MAX || count === 255) break;
         w.u8(v.password ? VOL_HAS_PASSWORD : 0).pstring(name);

@@ -1,0 +1,388 @@
+/**
+ * A volume's namespace in the embedded store's LMDB database. All keys of a volume start
+ * with `ns:<volume>:` (the volume key URI-encoded, so it never contains the ':' that ends it):
+ *   meta                  { lastId, nodes, bytes }
+ *   n:<id>                the node: its NodeRecord plus `key`, the sort key it is indexed under
+ *   c:<parent>:<sortKey>  child id; `sortKey` of the child's fold key, so a range scan lists
+ *                         a directory in fold-key order, one page at a time
+ *   x:<id>:<sortKey>      xattr value (Buffer)
+ *   k:<sortKey>           kv value (Buffer)
+ *
+ * Each change runs in one `db.transaction()` callback. lmdb-js does not roll back a callback's
+ * writes when it throws, so every callback makes all of its checks first and returns a
+ * NamespaceError instead of throwing; `tx` throws it once the transaction is over.
+ */
+import type { Database } from 'lmdb';
+import {
+  NamespaceError,
+  PARENT_OF_ROOT,
+  ROOT_ID,
+  type ChildrenPage,
+  type NamespaceOptions,
+  type NamespaceStore,
+  type NodeInit,
+  type NodeKind,
+  type NodePatch,
+  type NodeRecord,
+  type XattrMode,
+} from './namespace.js';
+import {
+  COUNTER_START,
+  EXCHANGED_FIELDS,
+  applyPatch,
+  checkKind,
+  checkNow,
+  checkPage,
+  checkPatch,
+  checkString,
+  checkVolumeKey,
+  checkXattrName,
+  fail,
+  foldName,
+  isId,
+  isValidName,
+  newRecord,
+  newRoot,
+  setsForkLength,
+  sortKey,
+  unsortKey,
+} from './namespace-records.js';
+
+interface StoredNode extends NodeRecord {
+  key: string;
+}
+
+interface Meta {
+  lastId: number;
+  nodes: number;
+  /** Σ dataLength + rsrcLength over all files. */
+  bytes: number;
+}
+
+export class EmbeddedNamespace implements NamespaceStore {
+  private readonly k: ReturnType<typeof keys>;
+  private readonly fold: (name: string) => string;
+
+  constructor(private readonly db: Database<unknown, string>, volumeKey: string, opts: NamespaceOptions) {
+    checkVolumeKey(volumeKey);
+    this.k = keys(`ns:${encodeURIComponent(volumeKey)}:`);
+    this.fold = opts.fold;
+  }
+
+  async init(rootName: string, init: NodeInit): Promise<NodeRecord> {
+    const root = newRoot(rootName, init, Date.now());
+    return this.tx(() => {
+      const existing = this.node(ROOT_ID);
+      if (existing) return toRecord(existing);
+      const meta = this.meta();
+      this.db.putSync(this.k.meta, { ...meta, nodes: meta.nodes + 1 });
+      this.db.putSync(this.k.node(ROOT_ID), { ...root, key: '' });
+      return toRecord(root);
+    });
+  }
+
+  async get(id: number): Promise<NodeRecord | undefined> {
+    const node = isId(id) ? this.node(id) : undefined;
+    return node && toRecord(node);
+  }
+
+  async lookup(parent: number, name: string): Promise<NodeRecord | undefined> {
+    if (!isId(parent) || !isValidName(name)) return undefined;
+    const id = this.db.get(this.k.child(parent, sortKey(foldName(this.fold, name))));
+    const node = typeof id === 'number' ? this.node(id) : undefined;
+    return node && toRecord(node);
+  }
+
+  async create(parent: number, name: string, kind: NodeKind, init: NodeInit, now: number): Promise<NodeRecord> {
+    checkKind(kind);
+    const key = sortKey(foldName(this.fold, name));
+    const draft = newRecord(0, parent, name, kind, init, now);
+    if (!isId(parent)) throw fail('not-found', `no directory ${parent}`);
+    return this.tx(() => {
+      const dir = this.node(parent);
+      if (!dir) return fail('not-found', `no directory ${parent}`);
+      if (dir.kind !== 'dir') return fail('not-dir', `${parent} is a file`);
+      const entry = this.k.child(parent, key);
+      if (this.db.get(entry) !== undefined) return fail('exists', `${JSON.stringify(name)} exists in ${parent}`);
+      const meta = this.meta();
+      const record: StoredNode = { ...draft, id: meta.lastId + 1, key };
+      this.db.putSync(this.k.meta, { ...meta, lastId: record.id, nodes: meta.nodes + 1 });
+      this.db.putSync(this.k.node(record.id), record);
+      this.db.putSync(entry, record.id);
+      this.db.putSync(this.k.node(parent), { ...dir, childCount: dir.childCount + 1, modifiedAt: now });
+      return toRecord(record);
+    });
+  }
+
+  async remove(id: number, now: number): Promise<NodeRecord> {
+    checkNow(now);
+    return this.tx(() => {
+      if (id === ROOT_ID) return fail('is-root', 'the root cannot be removed');
+      const node = isId(id) ? this.node(id) : undefined;
+      if (!node) return fail('not-found', `no node ${id}`);
+      if (node.kind === 'dir' && node.childCount > 0) return fail('not-empty', `directory ${id} has ${node.childCount} children`);
+      const parent = this.mustNode(node.parent);
+      const xattrs = [...this.db.getKeys(this.k.xattrRange(id))];
+      const meta = this.meta();
+      this.db.removeSync(this.k.node(id));
+      this.db.removeSync(this.k.child(node.parent, node.key));
+      for (const x of xattrs) this.db.removeSync(x);
+      this.db.putSync(this.k.node(parent.id), { ...parent, childCount: parent.childCount - 1, modifiedAt: now });
+      this.db.putSync(this.k.meta, { ...meta, nodes: meta.nodes - 1, bytes: meta.bytes - forkBytes(node) });
+      return toRecord(node);
+    });
+  }
+
+  async move(id: number, newParent: number, newName: string, now: number): Promise<NodeRecord> {
+    checkNow(now);
+    const newKey = sortKey(foldName(this.fold, newName));
+    return this.tx(() => {
+      if (id === ROOT_ID) return fail('is-root', 'the root cannot be moved or renamed');
+      const node = isId(id) ? this.node(id) : undefined;
+      if (!node) return fail('not-found', `no node ${id}`);
+      const target = isId(newParent) ? this.node(newParent) : undefined;
+      if (!target) return fail('not-found', `no directory ${newParent}`);
+      if (target.kind !== 'dir') return fail('not-dir', `${newParent} is a file`);
+      if (node.kind === 'dir' && this.isAncestorOrSelf(id, newParent)) return fail('cycle', `${newParent} is inside ${id}`);
+      const holder = this.db.get(this.k.child(newParent, newKey));
+      if (holder !== undefined && holder !== id) return fail('exists', `${JSON.stringify(newName)} exists in ${newParent}`);
+      const source = node.parent === newParent ? target : this.mustNode(node.parent);
+
+      if (node.parent !== newParent || node.key !== newKey) {
+        this.db.removeSync(this.k.child(node.parent, node.key));
+        this.db.putSync(this.k.child(newParent, newKey), id);
+      }
+      const moved: StoredNode = { ...node, parent: newParent, name: newName, key: newKey };
+      this.db.putSync(this.k.node(id), moved);
+      if (source === target) {
+        this.db.putSync(this.k.node(newParent), { ...target, modifiedAt: now });
+      } else {
+        this.db.putSync(this.k.node(source.id), { ...source, childCount: source.childCount - 1, modifiedAt: now });
+        this.db.putSync(this.k.node(newParent), { ...target, childCount: target.childCount + 1, modifiedAt: now });
+      }
+      return toRecord(moved);
+    });
+  }
+
+  async update(id: number, patch: NodePatch): Promise<NodeRecord> {
+    checkPatch(patch);
+    return this.tx(() => {
+      const node = isId(id) ? this.node(id) : undefined;
+      if (!node) return fail('not-found', `no node ${id}`);
+      if (node.kind === 'dir' && setsForkLength(patch)) return fail('is-dir', `${id} is a directory and has no forks`);
+      const updated = applyPatch(node, patch);
+      const delta = forkBytes(updated) - forkBytes(node);
+      const meta = delta === 0 ? undefined : this.meta();
+      this.db.putSync(this.k.node(id), updated);
+      if (meta) this.db.putSync(this.k.meta, { ...meta, bytes: meta.bytes + delta });
+      return toRecord(updated);
+    });
+  }
+
+  async exchange(a: number, b: number): Promise<[NodeRecord, NodeRecord]> {
+    return this.tx((): [NodeRecord, NodeRecord] | NamespaceError => {
+      const na = isId(a) ? this.node(a) : undefined;
+      const nb = isId(b) ? this.node(b) : undefined;
+      if (!na || !nb) return fail('not-found', `no node ${na ? b : a}`);
+      if (na.kind === 'dir' || nb.kind === 'dir') return fail('is-dir', `${na.kind === 'dir' ? a : b} is a directory`);
+      if (a === b) return [toRecord(na), toRecord(na)];
+      const ua: StoredNode = { ...na };
+      const ub: StoredNode = { ...nb };
+      for (const f of EXCHANGED_FIELDS) {
+        (ua as unknown as Record<string, unknown>)[f] = nb[f];
+        (ub as unknown as Record<string, unknown>)[f] = na[f];
+      }
+      const xa = this.xattrs(a);
+      const xb = this.xattrs(b);
+      this.db.putSync(this.k.node(a), ua);
+      this.db.putSync(this.k.node(b), ub);
+      for (const [name] of xa) this.db.removeSync(this.k.xattr(a, name));
+      for (const [name] of xb) this.db.removeSync(this.k.xattr(b, name));
+      for (const [name, value] of xb) this.db.putSync(this.k.xattr(a, name), value);
+      for (const [name, value] of xa) this.db.putSync(this.k.xattr(b, name), value);
+      return [toRecord(ua), toRecord(ub)];
+    });
+  }
+
+  async children(parent: number, opts: { after?: string; offset?: number; limit: number }): Promise<ChildrenPage> {
+    checkPage(opts);
+    // No await from here on: every read below sees the same LMDB read snapshot.
+    const dir = isId(parent) ? this.node(parent) : undefined;
+    if (!dir) throw fail('not-found', `no directory ${parent}`);
+    if (dir.kind !== 'dir') throw fail('not-dir', `${parent} is a file`);
+    if (opts.limit === 0) return { entries: [] };
+    const range = this.k.childRange(parent);
+    const from =
+      opts.after !== undefined
+        ? { start: range.start + sortKey(opts.after), exclusiveStart: true }
+        : { start: range.start, offset: opts.offset ?? 0 };
+    const entries: NodeRecord[] = [];
+    let last: string | undefined;
+    for (const { key, value } of this.db.getRange({ ...from, end: range.end, limit: opts.limit })) {
+      entries.push(toRecord(this.mustNode(value as number)));
+      last = key;
+    }
+    return last === undefined ? { entries } : { entries, last: unsortKey(last.slice(range.start.length)) };
+  }
+
+  async getXattr(id: number, name: string): Promise<Buffer | undefined> {
+    checkString(name, 'xattr name');
+    this.mustExist(id);
+    const value = this.db.get(this.k.xattr(id, sortKey(name)));
+    return value === undefined ? undefined : toBuffer(value);
+  }
+
+  async setXattr(id: number, name: string, value: Buffer, mode: XattrMode): Promise<void> {
+    checkXattrName(name);
+    if (!Buffer.isBuffer(value)) throw new RangeError('xattr value must be a Buffer');
+    const copy = Buffer.from(value);
+    const key = this.k.xattr(id, sortKey(name));
+    await this.tx(() => {
+      if (!isId(id) || !this.node(id)) return fail('not-found', `no node ${id}`);
+      const exists = this.db.get(key) !== undefined;
+      if (mode === 'create' && exists) return fail('exists', `xattr ${JSON.stringify(name)} exists on ${id}`);
+      if (mode === 'replace' && !exists) return fail('no-attr', `no xattr ${JSON.stringify(name)} on ${id}`);
+      this.db.putSync(key, copy);
+      return undefined;
+    });
+  }
+
+  async removeXattr(id: number, name: string): Promise<void> {
+    checkString(name, 'xattr name');
+    const key = this.k.xattr(id, sortKey(name));
+    await this.tx(() => {
+      if (!isId(id) || !this.node(id)) return fail('not-found', `no node ${id}`);
+      if (this.db.get(key) === undefined) return fail('no-attr', `no xattr ${JSON.stringify(name)} on ${id}`);
+      this.db.removeSync(key);
+      return undefined;
+    });
+  }
+
+  async listXattrs(id: number): Promise<string[]> {
+    this.mustExist(id);
+    return this.xattrs(id).map(([name]) => unsortKey(name));
+  }
+
+  async kvGet(key: string): Promise<Buffer | undefined> {
+    checkString(key, 'kv key');
+    const value = this.db.get(this.k.kv(sortKey(key)));
+    return value === undefined ? undefined : toBuffer(value);
+  }
+
+  async kvSet(key: string, value: Buffer): Promise<void> {
+    checkString(key, 'kv key');
+    if (!Buffer.isBuffer(value)) throw new RangeError('kv value must be a Buffer');
+    await this.db.put(this.k.kv(sortKey(key)), Buffer.from(value));
+  }
+
+  async kvDelete(key: string): Promise<boolean> {
+    checkString(key, 'kv key');
+    return this.db.remove(this.k.kv(sortKey(key)));
+  }
+
+  async kvList(prefix: string): Promise<[string, Buffer][]> {
+    checkString(prefix, 'kv prefix');
+    const start = this.k.kv(sortKey(prefix));
+    const skip = this.k.kv('').length;
+    const out: [string, Buffer][] = [];
+    for (const { key, value } of this.db.getRange({ start, end: this.k.kvEnd })) {
+      if (!key.startsWith(start)) break;
+      out.push([unsortKey(key.slice(skip)), toBuffer(value)]);
+    }
+    return out;
+  }
+
+  async stats(): Promise<{ nodes: number; lastId: number; bytes: number }> {
+    const { nodes, lastId, bytes } = this.meta();
+    return { nodes, lastId, bytes };
+  }
+
+  /** Runs `body` as one LMDB write transaction; a NamespaceError it returns is thrown here. */
+  private async tx<T>(body: () => T | NamespaceError): Promise<T> {
+    const result = await this.db.transaction(body);
+    if (result instanceof NamespaceError) throw result;
+    return result;
+  }
+
+  private node(id: number): StoredNode | undefined {
+    return this.db.get(this.k.node(id)) as StoredNode | undefined;
+  }
+
+  /** For nodes the index says exist: their absence means a broken store, not a caller error. */
+  private mustNode(id: number): StoredNode {
+    const node = this.node(id);
+    if (!node) throw new Error(`embedded namespace is inconsistent: node ${id} is referenced but missing`);
+    return node;
+  }
+
+  private mustExist(id: number): void {
+    if (!isId(id) || !this.node(id)) throw fail('not-found', `no node ${id}`);
+  }
+
+  private meta(): Meta {
+    const meta = this.db.get(this.k.meta) as Partial<Meta> | undefined;
+    return { lastId: meta?.lastId ?? COUNTER_START, nodes: meta?.nodes ?? 0, bytes: meta?.bytes ?? 0 };
+  }
+
+  /** Walks up from `start`; the bound turns a corrupt parent loop into an error, not a hang. */
+  private isAncestorOrSelf(id: number, start: number): boolean {
+    let steps = this.meta().nodes + 1;
+    for (let p = start; p !== PARENT_OF_ROOT; p = this.mustNode(p).parent) {
+      if (p === id) return true;
+      if (--steps < 0) throw new Error(`embedded namespace is inconsistent: the ancestors of ${start} loop`);
+    }
+    return false;
+  }
+
+  /** [sort key of the name, value] in name order. */
+  private xattrs(id: number): [string, Buffer][] {
+    const range = this.k.xattrRange(id);
+    const out: [string, Buffer][] = [];
+    for (const { key, value } of this.db.getRange(range)) out.push([key.slice(range.start.length), toBuffer(value)]);
+    return out;
+  }
+}
+
+/** ';' follows ':', so [p:, p;) holds exactly the keys that start with p:. */
+function keys(p: string) {
+  const range = (prefix: string) => ({ start: `${prefix}:`, end: `${prefix};` });
+  return {
+    meta: `${p}meta`,
+    node: (id: number) => `${p}n:${id}`,
+    child: (parent: number, key: string) => `${p}c:${parent}:${key}`,
+    childRange: (parent: number) => range(`${p}c:${parent}`),
+    xattr: (id: number, key: string) => `${p}x:${id}:${key}`,
+    xattrRange: (id: number) => range(`${p}x:${id}`),
+    kv: (key: string) => `${p}k:${key}`,
+    kvEnd: `${p}k;`,
+  };
+}
+
+/** Only the declared fields leave the store, with a Buffer of our own. */
+function toRecord(n: NodeRecord): NodeRecord {
+  return {
+    id: n.id,
+    parent: n.parent,
+    name: n.name,
+    kind: n.kind,
+    attributes: n.attributes,
+    createdAt: n.createdAt,
+    modifiedAt: n.modifiedAt,
+    backupAt: n.backupAt,
+    finderInfo: toBuffer(n.finderInfo),
+    uid: n.uid,
+    gid: n.gid,
+    mode: n.mode,
+    dataLength: n.dataLength,
+    rsrcLength: n.rsrcLength,
+    childCount: n.childCount,
+  };
+}
+
+function forkBytes(n: NodeRecord): number {
+  return n.dataLength + n.rsrcLength;
+}
+
+function toBuffer(v: unknown): Buffer {
+  return Buffer.from(v as Uint8Array);
+}

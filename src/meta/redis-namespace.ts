@@ -1,0 +1,562 @@
+/**
+ * A volume's namespace in Redis. Every key carries the volume's hash tag, so the whole
+ * volume sits in one Redis Cluster slot; with B = `<prefix>:{v:<volumeKey>}`:
+ *   B:meta          hash: lastId (CNID counter), nodes (how many exist), bytes (Σ fork lengths)
+ *   B:node:<id>     hash: the NodeRecord fields (finderInfo as 32 raw bytes, backupAt '' for
+ *                   null) plus `key`, the sort key it is indexed under in its parent
+ *   B:dir:<id>      hash: sort key of a child's fold key -> child id (lookups)
+ *   B:ord:<id>      sorted set of the same sort keys, all score 0 (paging with ZRANGEBYLEX
+ *                   after a key, or ZRANGE by index)
+ *   B:xattr:<id>    hash: xattr name -> raw value
+ *   B:kv, B:kvkeys  hash key -> raw value, and a sorted set of the keys for prefix listing
+ *
+ * Each change is one Lua script, so it is atomic, and each read that needs more than one
+ * key is one script too (one round trip, one consistent view). A script gets B:meta as
+ * KEYS[1] and derives every other key from it: the CNID a create takes and the ancestors a
+ * move walks are only known inside the script, so they cannot all be declared up front;
+ * all of them share KEYS[1]'s hash tag, so Redis Cluster routes the script to the slot that
+ * holds them. Scripts report failures as {reason} and success as {'ok', ...}; they return
+ * only strings, integers and arrays (a Lua false would arrive as null under RESP3).
+ *
+ * Binary values travel as Buffer arguments and come back through the commands' *Buffer
+ * variants, so Finder info, xattrs and kv values round-trip byte for byte.
+ */
+import type { Redis } from 'ioredis';
+import { MetaError, MetaUnavailableError } from './meta-store.js';
+import {
+  NamespaceError,
+  type ChildrenPage,
+  type NamespaceFailure,
+  type NamespaceOptions,
+  type NamespaceStore,
+  type NodeInit,
+  type NodeKind,
+  type NodePatch,
+  type NodeRecord,
+  type XattrMode,
+} from './namespace.js';
+import {
+  COUNTER_START,
+  EXCHANGED_FIELDS,
+  checkKind,
+  checkNow,
+  checkPage,
+  checkPatch,
+  checkString,
+  checkVolumeKey,
+  checkXattrName,
+  fail,
+  foldName,
+  isId,
+  isValidName,
+  newRecord,
+  newRoot,
+  patchEntries,
+  setsForkLength,
+  sortKey,
+  unsortKey,
+} from './namespace-records.js';
+import { compareKeys } from './records.js';
+
+/** The stored fields in the order scripts return them, after the id. */
+const FIELDS = ['parent', 'name', 'kind', 'attributes', 'createdAt', 'modifiedAt', 'backupAt', 'finderInfo', 'uid', 'gid', 'mode', 'dataLength', 'rsrcLength', 'childCount'] as const;
+/** One record in a script's reply: the id, then FIELDS. */
+const RECORD_WIDTH = FIELDS.length + 1;
+
+const LUA_PRELUDE = `
+local base = string.sub(KEYS[1], 1, -6)
+local function nodeKey(id) return base .. ':node:' .. id end
+local function dirKey(id) return base .. ':dir:' .. id end
+local function ordKey(id) return base .. ':ord:' .. id end
+local function xattrKey(id) return base .. ':xattr:' .. id end
+local FIELDS = {${FIELDS.map((f) => `'${f}'`).join(', ')}}
+local function record(id)
+  local v = redis.call('HMGET', nodeKey(id), unpack(FIELDS))
+  if not v[1] then return nil end
+  table.insert(v, 1, id)
+  return v
+end
+-- Fork lengths move the volume's byte count as decimal strings: HINCRBY does the sums in
+-- 64-bit integers, where Lua's doubles would print large values in exponent form.
+local function addBytes(v) if v and v ~= '0' then redis.call('HINCRBY', KEYS[1], 'bytes', v) end end
+local function subBytes(v) if v and v ~= '0' then redis.call('HINCRBY', KEYS[1], 'bytes', '-' .. v) end end
+local function append(out, list)
+  if not list then error('namespace is inconsistent: a referenced node is missing') end
+  for _, x in ipairs(list) do out[#out + 1] = x end
+  return out
+end
+`;
+
+const SCRIPTS = {
+  // ARGV: counter start, then the root's field/value pairs.
+  afpgwNsInit: `
+local k = nodeKey(2)
+if redis.call('EXISTS', k) == 0 then
+  redis.call('HSET', k, unpack(ARGV, 2))
+  redis.call('HINCRBY', KEYS[1], 'nodes', 1)
+end
+redis.call('HSETNX', KEYS[1], 'lastId', ARGV[1])
+return append({'ok'}, record(2))`,
+
+  // ARGV: parent, sort key, now, then the new node's field/value pairs. Returns {'ok', id}.
+  afpgwNsCreate: `
+local parent, key = ARGV[1], ARGV[2]
+local pk = nodeKey(parent)
+local kind = redis.call('HGET', pk, 'kind')
+if not kind then return {'not-found'} end
+if kind ~= 'dir' then return {'not-dir'} end
+if redis.call('HEXISTS', dirKey(parent), key) == 1 then return {'exists'} end
+local id = redis.call('HINCRBY', KEYS[1], 'lastId', 1)
+redis.call('HSET', nodeKey(id), unpack(ARGV, 4))
+redis.call('HSET', dirKey(parent), key, id)
+redis.call('ZADD', ordKey(parent), 0, key)
+redis.call('HINCRBY', pk, 'childCount', 1)
+redis.call('HSET', pk, 'modifiedAt', ARGV[3])
+redis.call('HINCRBY', KEYS[1], 'nodes', 1)
+return {'ok', id}`,
+
+  // ARGV: id, now. Returns the node as it was.
+  afpgwNsRemove: `
+local id = ARGV[1]
+if id == '2' then return {'is-root'} end
+local k = nodeKey(id)
+local cur = redis.call('HMGET', k, 'parent', 'key', 'kind', 'childCount', 'dataLength', 'rsrcLength')
+local parent, key = cur[1], cur[2]
+if not parent then return {'not-found'} end
+if cur[3] == 'dir' and tonumber(cur[4]) > 0 then return {'not-empty'} end
+local out = append({'ok'}, record(id))
+redis.call('HDEL', dirKey(parent), key)
+redis.call('ZREM', ordKey(parent), key)
+redis.call('HINCRBY', nodeKey(parent), 'childCount', -1)
+redis.call('HSET', nodeKey(parent), 'modifiedAt', ARGV[2])
+redis.call('DEL', k, xattrKey(id), dirKey(id), ordKey(id))
+redis.call('HINCRBY', KEYS[1], 'nodes', -1)
+subBytes(cur[5])
+subBytes(cur[6])
+return out`,
+
+  // ARGV: id, new parent, new sort key, new name, now.
+  afpgwNsMove: `
+local id, np, nkey = ARGV[1], ARGV[2], ARGV[3]
+if id == '2' then return {'is-root'} end
+local k = nodeKey(id)
+local cur = redis.call('HMGET', k, 'parent', 'key', 'kind')
+local op, okey = cur[1], cur[2]
+if not op then return {'not-found'} end
+local npk = nodeKey(np)
+local npkind = redis.call('HGET', npk, 'kind')
+if not npkind then return {'not-found'} end
+if npkind ~= 'dir' then return {'not-dir'} end
+if cur[3] == 'dir' then
+  -- The bound turns a corrupt parent loop into an error instead of a hung server.
+  local steps = tonumber(redis.call('HGET', KEYS[1], 'nodes') or '0') + 1
+  local p = np
+  while p ~= '1' do
+    if p == id then return {'cycle'} end
+    steps = steps - 1
+    if steps < 0 then return redis.error_reply('namespace is inconsistent: the ancestors of ' .. np .. ' loop') end
+    p = redis.call('HGET', nodeKey(p), 'parent')
+    if not p then return redis.error_reply('namespace is inconsistent: an ancestor of ' .. np .. ' is missing') end
+  end
+end
+local holder = redis.call('HGET', dirKey(np), nkey)
+if holder and holder ~= id then return {'exists'} end
+if op ~= np or okey ~= nkey then
+  redis.call('HDEL', dirKey(op), okey)
+  redis.call('ZREM', ordKey(op), okey)
+  redis.call('HSET', dirKey(np), nkey, id)
+  redis.call('ZADD', ordKey(np), 0, nkey)
+end
+redis.call('HSET', k, 'parent', np, 'name', ARGV[4], 'key', nkey)
+if op ~= np then
+  redis.call('HINCRBY', nodeKey(op), 'childCount', -1)
+  redis.call('HSET', nodeKey(op), 'modifiedAt', ARGV[5])
+  redis.call('HINCRBY', npk, 'childCount', 1)
+end
+redis.call('HSET', npk, 'modifiedAt', ARGV[5])
+return append({'ok'}, record(id))`,
+
+  // ARGV: id, '1' when the patch gives a fork a length, then field/value pairs.
+  afpgwNsUpdate: `
+local k = nodeKey(ARGV[1])
+local kind = redis.call('HGET', k, 'kind')
+if not kind then return {'not-found'} end
+if kind == 'dir' and ARGV[2] == '1' then return {'is-dir'} end
+if #ARGV > 2 then
+  local old = redis.call('HMGET', k, 'dataLength', 'rsrcLength')
+  redis.call('HSET', k, unpack(ARGV, 3))
+  local new = redis.call('HMGET', k, 'dataLength', 'rsrcLength')
+  for i = 1, 2 do
+    if old[i] ~= new[i] then
+      subBytes(old[i])
+      addBytes(new[i])
+    end
+  end
+end
+return append({'ok'}, record(ARGV[1]))`,
+
+  // ARGV: a, b, then the names of the fields to swap. Xattr hashes swap by RENAME.
+  afpgwNsExchange: `
+local a, b = ARGV[1], ARGV[2]
+local ka, kb = nodeKey(a), nodeKey(b)
+local kinda = redis.call('HGET', ka, 'kind')
+local kindb = redis.call('HGET', kb, 'kind')
+if not kinda or not kindb then return {'not-found'} end
+if kinda == 'dir' or kindb == 'dir' then return {'is-dir'} end
+if a ~= b then
+  local swap = {unpack(ARGV, 3)}
+  local va = redis.call('HMGET', ka, unpack(swap))
+  local vb = redis.call('HMGET', kb, unpack(swap))
+  local pa, pb = {}, {}
+  for i, f in ipairs(swap) do
+    pa[#pa + 1] = f
+    pa[#pa + 1] = vb[i]
+    pb[#pb + 1] = f
+    pb[#pb + 1] = va[i]
+  end
+  redis.call('HSET', ka, unpack(pa))
+  redis.call('HSET', kb, unpack(pb))
+  local xa, xb = xattrKey(a), xattrKey(b)
+  local ea, eb = redis.call('EXISTS', xa), redis.call('EXISTS', xb)
+  if ea == 1 and eb == 1 then
+    local tmp = base .. ':xattr:swap'
+    redis.call('RENAME', xa, tmp)
+    redis.call('RENAME', xb, xa)
+    redis.call('RENAME', tmp, xb)
+  elseif ea == 1 then
+    redis.call('RENAME', xa, xb)
+  elseif eb == 1 then
+    redis.call('RENAME', xb, xa)
+  end
+end
+return append(append({'ok'}, record(a)), record(b))`,
+
+  // ARGV: parent, sort key. Returns the record, or nothing.
+  afpgwNsLookup: `
+local id = redis.call('HGET', dirKey(ARGV[1]), ARGV[2])
+if not id then return {} end
+return record(id) or {}`,
+
+  // ARGV: parent, '1' to page after ARGV[3] (a sort key) or '0' to skip ARGV[4] entries, limit.
+  // Returns {'ok', sortKey, record..., sortKey, record..., ...}.
+  afpgwNsChildren: `
+local kind = redis.call('HGET', nodeKey(ARGV[1]), 'kind')
+if not kind then return {'not-found'} end
+if kind ~= 'dir' then return {'not-dir'} end
+local limit = tonumber(ARGV[5])
+local out = {'ok'}
+if limit == 0 then return out end
+local members
+if ARGV[2] == '1' then
+  members = redis.call('ZRANGEBYLEX', ordKey(ARGV[1]), '(' .. ARGV[3], '+', 'LIMIT', 0, limit)
+else
+  local offset = tonumber(ARGV[4])
+  members = redis.call('ZRANGE', ordKey(ARGV[1]), offset, offset + limit - 1)
+end
+local dir = dirKey(ARGV[1])
+for _, m in ipairs(members) do
+  out[#out + 1] = m
+  append(out, record(redis.call('HGET', dir, m)))
+end
+return out`,
+
+  // ARGV: id, name, value, mode.
+  afpgwNsSetXattr: `
+if redis.call('EXISTS', nodeKey(ARGV[1])) == 0 then return {'not-found'} end
+local x = xattrKey(ARGV[1])
+if ARGV[4] == 'create' then
+  if redis.call('HSETNX', x, ARGV[2], ARGV[3]) == 0 then return {'exists'} end
+  return {'ok'}
+end
+if ARGV[4] == 'replace' and redis.call('HEXISTS', x, ARGV[2]) == 0 then return {'no-attr'} end
+redis.call('HSET', x, ARGV[2], ARGV[3])
+return {'ok'}`,
+
+  // ARGV: id, name.
+  afpgwNsRemoveXattr: `
+if redis.call('EXISTS', nodeKey(ARGV[1])) == 0 then return {'not-found'} end
+if redis.call('HDEL', xattrKey(ARGV[1]), ARGV[2]) == 0 then return {'no-attr'} end
+return {'ok'}`,
+
+  // ARGV: id, name. Returns {'ok'} or {'ok', value}.
+  afpgwNsGetXattr: `
+if redis.call('EXISTS', nodeKey(ARGV[1])) == 0 then return {'not-found'} end
+local v = redis.call('HGET', xattrKey(ARGV[1]), ARGV[2])
+if not v then return {'ok'} end
+return {'ok', v}`,
+
+  // ARGV: id. Returns {'ok', name...} in no particular order.
+  afpgwNsListXattrs: `
+if redis.call('EXISTS', nodeKey(ARGV[1])) == 0 then return {'not-found'} end
+return append({'ok'}, redis.call('HKEYS', xattrKey(ARGV[1])))`,
+
+  // ARGV: key, value.
+  afpgwNsKvSet: `
+redis.call('HSET', base .. ':kv', ARGV[1], ARGV[2])
+redis.call('ZADD', base .. ':kvkeys', 0, ARGV[1])
+return 1`,
+
+  // ARGV: key. Returns 1 when it existed.
+  afpgwNsKvDelete: `
+redis.call('ZREM', base .. ':kvkeys', ARGV[1])
+return redis.call('HDEL', base .. ':kv', ARGV[1])`,
+
+  // ARGV: prefix. Returns {key, value, ...} in UTF-8 byte order. No UTF-8 sequence holds
+  // byte 255, so (prefix..255 is above every key that starts with the prefix.
+  afpgwNsKvList: `
+local names
+if ARGV[1] == '' then
+  names = redis.call('ZRANGEBYLEX', base .. ':kvkeys', '-', '+')
+else
+  names = redis.call('ZRANGEBYLEX', base .. ':kvkeys', '[' .. ARGV[1], '(' .. ARGV[1] .. '\\255')
+end
+local out = {}
+for _, n in ipairs(names) do
+  out[#out + 1] = n
+  out[#out + 1] = redis.call('HGET', base .. ':kv', n) or ''
+end
+return out`,
+} as const;
+
+type ScriptName = keyof typeof SCRIPTS;
+type ReplyItem = Buffer | number | null | ReplyItem[];
+type Arg = string | Buffer;
+
+/** The *Buffer variants `defineCommand` adds at run time; ioredis cannot type them itself. */
+type ScriptedRedis = Redis & { [K in ScriptName as `${K}Buffer`]: (meta: string, ...argv: Arg[]) => Promise<unknown> };
+
+const FAILURES: ReadonlySet<string> = new Set<NamespaceFailure>(['not-found', 'exists', 'not-dir', 'is-dir', 'not-empty', 'cycle', 'is-root', 'no-attr']);
+
+export class RedisNamespace implements NamespaceStore {
+  private readonly redis: ScriptedRedis;
+  private readonly base: string;
+  private readonly meta: string;
+  private readonly fold: (name: string) => string;
+
+  /** `prefix` is the store's key prefix, already checked to be free of braces. */
+  constructor(redis: Redis, prefix: string, volumeKey: string, opts: NamespaceOptions) {
+    checkVolumeKey(volumeKey);
+    // Defining a command again only replaces it, but there is no need to on every volume.
+    if (!('afpgwNsInitBuffer' in redis)) {
+      for (const [name, body] of Object.entries(SCRIPTS)) redis.defineCommand(name, { numberOfKeys: 1, lua: LUA_PRELUDE + body });
+    }
+    this.redis = redis as ScriptedRedis;
+    this.base = `${prefix}:{v:${volumeKey}}`;
+    this.meta = `${this.base}:meta`;
+    this.fold = opts.fold;
+  }
+
+  async init(rootName: string, init: NodeInit): Promise<NodeRecord> {
+    const root = newRoot(rootName, init, Date.now());
+    const reply = await this.run('afpgwNsInit', String(COUNTER_START), ...encode({ ...root, key: '' }));
+    return parseRecord(reply, 1);
+  }
+
+  async get(id: number): Promise<NodeRecord | undefined> {
+    if (!isId(id)) return undefined;
+    const reply = await this.call(() => this.redis.hmgetBuffer(this.nodeKey(id), ...FIELDS));
+    return reply[0] === null ? undefined : parseRecord([id, ...reply], 0);
+  }
+
+  async lookup(parent: number, name: string): Promise<NodeRecord | undefined> {
+    if (!isId(parent) || !isValidName(name)) return undefined;
+    const key = sortKey(foldName(this.fold, name));
+    const reply = asArray(await this.call(() => this.redis.afpgwNsLookupBuffer(this.meta, String(parent), key)));
+    return reply.length === 0 ? undefined : parseRecord(reply, 0);
+  }
+
+  async create(parent: number, name: string, kind: NodeKind, init: NodeInit, now: number): Promise<NodeRecord> {
+    checkKind(kind);
+    const key = sortKey(foldName(this.fold, name));
+    const draft = newRecord(0, parent, name, kind, init, now);
+    if (!isId(parent)) throw fail('not-found', `no directory ${parent}`);
+    const reply = await this.run('afpgwNsCreate', String(parent), key, String(now), ...encode({ ...draft, key }));
+    return { ...draft, id: parseInteger(reply[1], 'id') };
+  }
+
+  async remove(id: number, now: number): Promise<NodeRecord> {
+    checkNow(now);
+    if (!isId(id)) throw fail('not-found', `no node ${id}`);
+    return parseRecord(await this.run('afpgwNsRemove', String(id), String(now)), 1);
+  }
+
+  async move(id: number, newParent: number, newName: string, now: number): Promise<NodeRecord> {
+    checkNow(now);
+    const key = sortKey(foldName(this.fold, newName));
+    if (!isId(id)) throw fail('not-found', `no node ${id}`);
+    if (!isId(newParent)) throw fail('not-found', `no directory ${newParent}`);
+    return parseRecord(await this.run('afpgwNsMove', String(id), String(newParent), key, newName, String(now)), 1);
+  }
+
+  async update(id: number, patch: NodePatch): Promise<NodeRecord> {
+    checkPatch(patch);
+    if (!isId(id)) throw fail('not-found', `no node ${id}`);
+    const pairs = encode(Object.fromEntries(patchEntries(patch)));
+    return parseRecord(await this.run('afpgwNsUpdate', String(id), setsForkLength(patch) ? '1' : '0', ...pairs), 1);
+  }
+
+  async exchange(a: number, b: number): Promise<[NodeRecord, NodeRecord]> {
+    if (!isId(a) || !isId(b)) throw fail('not-found', `no node ${isId(a) ? b : a}`);
+    const reply = await this.run('afpgwNsExchange', String(a), String(b), ...EXCHANGED_FIELDS);
+    return [parseRecord(reply, 1), parseRecord(reply, 1 + RECORD_WIDTH)];
+  }
+
+  async children(parent: number, opts: { after?: string; offset?: number; limit: number }): Promise<ChildrenPage> {
+    checkPage(opts);
+    if (!isId(parent)) throw fail('not-found', `no directory ${parent}`);
+    const after = opts.after !== undefined;
+    const reply = await this.run('afpgwNsChildren', String(parent), after ? '1' : '0', after ? sortKey(opts.after!) : '', String(opts.offset ?? 0), String(opts.limit));
+    const entries: NodeRecord[] = [];
+    let last: string | undefined;
+    for (let i = 1; i < reply.length; i += 1 + RECORD_WIDTH) {
+      last = text(reply[i], 'sort key');
+      entries.push(parseRecord(reply, i + 1));
+    }
+    return last === undefined ? { entries } : { entries, last: unsortKey(last) };
+  }
+
+  async getXattr(id: number, name: string): Promise<Buffer | undefined> {
+    checkString(name, 'xattr name');
+    if (!isId(id)) throw fail('not-found', `no node ${id}`);
+    const reply = await this.run('afpgwNsGetXattr', String(id), name);
+    return reply.length > 1 ? bytes(reply[1], 'xattr') : undefined;
+  }
+
+  async setXattr(id: number, name: string, value: Buffer, mode: XattrMode): Promise<void> {
+    checkXattrName(name);
+    if (!Buffer.isBuffer(value)) throw new RangeError('xattr value must be a Buffer');
+    if (mode !== 'create' && mode !== 'replace' && mode !== 'any') throw new RangeError(`bad xattr mode ${String(mode)}`);
+    if (!isId(id)) throw fail('not-found', `no node ${id}`);
+    await this.run('afpgwNsSetXattr', String(id), name, value, mode);
+  }
+
+  async removeXattr(id: number, name: string): Promise<void> {
+    checkString(name, 'xattr name');
+    if (!isId(id)) throw fail('not-found', `no node ${id}`);
+    await this.run('afpgwNsRemoveXattr', String(id), name);
+  }
+
+  async listXattrs(id: number): Promise<string[]> {
+    if (!isId(id)) throw fail('not-found', `no node ${id}`);
+    const reply = await this.run('afpgwNsListXattrs', String(id));
+    return reply.slice(1).map((n) => text(n, 'xattr name')).sort(compareKeys);
+  }
+
+  async kvGet(key: string): Promise<Buffer | undefined> {
+    checkString(key, 'kv key');
+    const value = await this.call(() => this.redis.hgetBuffer(`${this.base}:kv`, key));
+    return value ?? undefined;
+  }
+
+  async kvSet(key: string, value: Buffer): Promise<void> {
+    checkString(key, 'kv key');
+    if (!Buffer.isBuffer(value)) throw new RangeError('kv value must be a Buffer');
+    await this.call(() => this.redis.afpgwNsKvSetBuffer(this.meta, key, value));
+  }
+
+  async kvDelete(key: string): Promise<boolean> {
+    checkString(key, 'kv key');
+    const n = await this.call(() => this.redis.afpgwNsKvDeleteBuffer(this.meta, key));
+    return n === 1;
+  }
+
+  async kvList(prefix: string): Promise<[string, Buffer][]> {
+    checkString(prefix, 'kv prefix');
+    const reply = asArray(await this.call(() => this.redis.afpgwNsKvListBuffer(this.meta, prefix)));
+    const out: [string, Buffer][] = [];
+    for (let i = 0; i + 1 < reply.length; i += 2) out.push([text(reply[i], 'kv key'), bytes(reply[i + 1], 'kv value')]);
+    // Redis orders by UTF-8 bytes; the interface promises code-unit order.
+    return out.sort((x, y) => compareKeys(x[0], y[0]));
+  }
+
+  async stats(): Promise<{ nodes: number; lastId: number; bytes: number }> {
+    const [lastId, nodes, bytes] = await this.call(() => this.redis.hmget(this.meta, 'lastId', 'nodes', 'bytes'));
+    return {
+      nodes: nodes == null ? 0 : parseInteger(nodes, 'node count'),
+      lastId: lastId == null ? COUNTER_START : parseInteger(lastId, 'lastId'),
+      bytes: bytes == null ? 0 : parseInteger(bytes, 'byte count'),
+    };
+  }
+
+  private nodeKey(id: number): string {
+    return `${this.base}:node:${id}`;
+  }
+
+  /** Runs a script that answers {'ok', ...} or {reason}; throws the NamespaceError for a reason. */
+  private async run(script: ScriptName, ...argv: Arg[]): Promise<ReplyItem[]> {
+    const reply = asArray(await this.call(() => this.redis[`${script}Buffer`](this.meta, ...argv)));
+    const status = reply.length > 0 ? text(reply[0], 'status') : '';
+    if (status === 'ok') return reply;
+    if (FAILURES.has(status)) throw new NamespaceError(status as NamespaceFailure, `${script}(${argv.filter((a) => typeof a === 'string').join(', ')})`);
+    throw new MetaUnavailableError(`Redis answered ${script} with ${JSON.stringify(status)}`);
+  }
+
+  /** Our own errors pass through; anything from ioredis means Redis is unreachable or broken. */
+  private async call<T>(op: () => Promise<T>): Promise<T> {
+    try {
+      return await op();
+    } catch (err) {
+      if (err instanceof MetaError || err instanceof NamespaceError) throw err;
+      const message = err instanceof Error ? err.message : String(err);
+      throw new MetaUnavailableError(`Redis: ${message}`);
+    }
+  }
+}
+
+/**
+ * Field/value pairs for HSET: numbers as decimal strings, null as '', Buffers as they are.
+ * The id is the key's name, not a field.
+ */
+function encode(fields: Record<string, unknown>): Arg[] {
+  const out: Arg[] = [];
+  for (const [field, v] of Object.entries(fields)) {
+    if (field !== 'id') out.push(field, Buffer.isBuffer(v) ? v : v === null ? '' : String(v));
+  }
+  return out;
+}
+
+function asArray(reply: unknown): ReplyItem[] {
+  if (!Array.isArray(reply)) throw new MetaUnavailableError(`Redis answered a script with ${typeof reply} instead of an array`);
+  return reply as ReplyItem[];
+}
+
+function parseRecord(r: ReplyItem[], at: number): NodeRecord {
+  if (r.length < at + RECORD_WIDTH) throw new MetaUnavailableError('Redis returned a short node record');
+  const f = (name: (typeof FIELDS)[number]) => r[at + 1 + FIELDS.indexOf(name)];
+  const n = (name: (typeof FIELDS)[number]) => parseInteger(f(name), name);
+  const kind = text(f('kind'), 'kind');
+  if (kind !== 'dir' && kind !== 'file') throw new MetaUnavailableError(`Redis holds a node of kind ${JSON.stringify(kind)}`);
+  const backupAt = text(f('backupAt'), 'backupAt');
+  return {
+    id: parseInteger(r[at], 'id'),
+    parent: n('parent'),
+    name: text(f('name'), 'name'),
+    kind,
+    attributes: n('attributes'),
+    createdAt: n('createdAt'),
+    modifiedAt: n('modifiedAt'),
+    backupAt: backupAt === '' ? null : parseInteger(backupAt, 'backupAt'),
+    finderInfo: bytes(f('finderInfo'), 'finderInfo'),
+    uid: n('uid'),
+    gid: n('gid'),
+    mode: n('mode'),
+    dataLength: n('dataLength'),
+    rsrcLength: n('rsrcLength'),
+    childCount: n('childCount'),
+  };
+}
+
+function bytes(v: ReplyItem | undefined, what: string): Buffer {
+  if (!Buffer.isBuffer(v)) throw new MetaUnavailableError(`Redis returned no ${what}`);
+  return Buffer.from(v);
+}
+
+function text(v: ReplyItem | undefined, what: string): string {
+  return bytes(v, what).toString('utf8');
+}
+
+function parseInteger(v: ReplyItem | string | undefined, what: string): number {
+  const n = typeof v === 'number' ? v : Number(Buffer.isBuffer(v) ? v.toString('latin1') : v);
+  if (v === undefined || v === null || v === '' || !Number.isSafeInteger(n)) throw new MetaUnavailableError(`Redis holds a malformed ${what}`);
+  return n;
+}

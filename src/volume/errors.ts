@@ -1,0 +1,27 @@
+/**
+ * File-system failures in POSIX terms. The volume layer speaks these so that a front end
+ * other than AFP could sit on the same volumes; `afp/fs-errors.ts` maps them to AFP codes.
+ */
+export type FsFailure =
+  | 'ENOENT' // no such object
+  | 'ENOTDIR' // a path step or a parent is a file
+  | 'EISDIR' // a file was required
+  | 'EEXIST' // the name is taken
+  | 'ENOTEMPTY' // removing a directory with children
+  | 'EINVAL' // a bad name or argument
+  | 'EACCES' // permissions say no
+  | 'ELOCKED' // WriteInhibit / RenameInhibit / DeleteInhibit
+  | 'EBUSY' // the file is open
+  | 'ECYCLE' // moving a directory into its own subtree
+  | 'EROOT' // the operation cannot apply to the volume root
+  | 'ENOATTR' // no such extended attribute
+  | 'EXATTR_EXISTS' // create of an existing extended attribute
+  | 'EROFS' // read-only volume
+  | 'ESAME'; // both arguments name the same object
+
+export class FsError extends Error {
+  constructor(readonly reason: FsFailure, detail: string) {
+    super(`${reason}: ${detail}`);
+    this.name = 'FsError';
+  }
+}

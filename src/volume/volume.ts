@@ -1,0 +1,314 @@
+import {
+  NamespaceError,
+  PARENT_OF_ROOT,
+  ROOT_ID,
+  type ChildrenPage,
+  type NamespaceFailure,
+  type NamespaceStore,
+  type NodePatch,
+  type NodeRecord,
+  type XattrMode,
+} from '../meta/namespace.js';
+import type { VolumeDef } from './catalog.js';
+import { FsError, type FsFailure } from './errors.js';
+import { checkName } from './names.js';
+import { mayUnlink, rightsOf, type Principal } from './permissions.js';
+
+/** One step of a path, in file-system terms. */
+export type Step = { up: true } | { name: string };
+
+/** Stored attribute bits the volume itself acts on. */
+export const Attr = {
+  Invisible: 0x0001,
+  WriteInhibit: 0x0020,
+  RenameInhibit: 0x0080,
+  DeleteInhibit: 0x0100,
+} as const;
+
+const NEW_DIR_MODE = 0o755;
+const NEW_FILE_MODE = 0o644;
+/** The root is world-writable and sticky: every user may create, only owners may delete. */
+const ROOT_MODE = 0o1777;
+export const MAX_XATTR_NAME_BYTES = 255;
+export const MAX_XATTR_VALUE_BYTES = 64 * 1024;
+export const FINDER_INFO_XATTR = 'com.apple.FinderInfo';
+
+const nsToFs: Record<NamespaceFailure, FsFailure> = {
+  'not-found': 'ENOENT',
+  exists: 'EEXIST',
+  'not-dir': 'ENOTDIR',
+  'is-dir': 'EISDIR',
+  'not-empty': 'ENOTEMPTY',
+  cycle: 'ECYCLE',
+  'is-root': 'EROOT',
+  'no-attr': 'ENOATTR',
+};
+
+/** Runs a store call and restates its failures in file-system terms. */
+async function fs<T>(run: () => Promise<T>, exists: FsFailure = 'EEXIST'): Promise<T> {
+  try {
+    return await run();
+  } catch (e) {
+    if (e instanceof NamespaceError) throw new FsError(e.reason === 'exists' ? exists : nsToFs[e.reason], e.message);
+    throw e;
+  }
+}
+
+export interface OpenForkCheck {
+  /** True when some session holds a fork of this file open. */
+  isOpen(id: number): boolean;
+}
+
+/**
+ * The file system one volume presents: CNIDs, entries, parameters and xattrs, with Unix
+ * permissions enforced. Shared by every session; all state lives in the namespace store.
+ */
+export class Volume {
+  openForks: OpenForkCheck = { isOpen: () => false };
+
+  private constructor(
+    readonly def: VolumeDef,
+    /** The volume ID on the wire (FPOpenVol), stable per configuration. */
+    readonly wireId: number,
+    readonly ns: NamespaceStore,
+    readonly createdAt: number,
+    private readonly fold: (n: string) => string,
+    private readonly now: () => number,
+  ) {}
+
+  static async open(def: VolumeDef, wireId: number, ns: NamespaceStore, fold: (n: string) => string, now: () => number = Date.now): Promise<Volume> {
+    const root = await ns.init(def.name, { uid: 0, gid: 0, mode: ROOT_MODE });
+    return new Volume(def, wireId, ns, root.createdAt, fold, now);
+  }
+
+  get name(): string {
+    return this.def.name;
+  }
+
+  /** The lookup key of a name on this volume; children are listed in this key's order. */
+  foldName(name: string): string {
+    return this.fold(name);
+  }
+
+  async node(id: number): Promise<NodeRecord> {
+    const n = id > PARENT_OF_ROOT ? await this.ns.get(id) : undefined;
+    if (!n) throw new FsError('ENOENT', `no object with ID ${id}`);
+    return n;
+  }
+
+  /** The directory a path starts from; DirID 1 means "parent of the root": the first step names the volume. */
+  private async start(dirId: number, steps: readonly Step[]): Promise<{ cur: NodeRecord; rest: readonly Step[] }> {
+    if (dirId === PARENT_OF_ROOT) {
+      const first = steps[0];
+      if (!first || !('name' in first) || this.fold(first.name) !== this.fold(this.def.name)) {
+        throw new FsError('ENOENT', 'a path from DirID 1 must start with the volume name');
+      }
+      return { cur: await this.node(ROOT_ID), rest: steps.slice(1) };
+    }
+    const cur = await this.node(dirId);
+    if (cur.kind !== 'dir') throw new FsError('ENOTDIR', `ID ${dirId} is a file`);
+    return { cur, rest: steps };
+  }
+
+  /** The object a path names; ENOENT when any step is missing, ENOTDIR when a step is a file. */
+  async resolve(dirId: number, steps: readonly Step[]): Promise<NodeRecord> {
+    let { cur, rest } = await this.start(dirId, steps);
+    for (const s of rest) {
+      if (cur.kind !== 'dir') throw new FsError('ENOTDIR', `${cur.name} is a file`);
+      if ('up' in s) {
+        if (cur.id === ROOT_ID) throw new FsError('ENOENT', 'no parent above the volume root');
+        cur = await this.node(cur.parent);
+      } else {
+        const next = await this.ns.lookup(cur.id, s.name);
+        if (!next) throw new FsError('ENOENT', `${s.name} not found`);
+        cur = next;
+      }
+    }
+    return cur;
+  }
+
+  /** For creates: the directory all but the last step name, and the last step as the new name. */
+  async resolveNew(dirId: number, steps: readonly Step[]): Promise<{ parent: NodeRecord; name: string }> {
+    const last = steps[steps.length - 1];
+    if (!last || !('name' in last)) throw new FsError('EINVAL', 'the path names no new object');
+    const parent = await this.resolve(dirId, steps.slice(0, -1));
+    if (parent.kind !== 'dir') throw new FsError('ENOTDIR', `${parent.name} is a file`);
+    checkName(last.name);
+    return { parent, name: last.name };
+  }
+
+  async resolveDir(dirId: number, steps: readonly Step[]): Promise<NodeRecord> {
+    const d = await this.resolve(dirId, steps);
+    if (d.kind !== 'dir') throw new FsError('ENOTDIR', `${d.name} is a file`);
+    return d;
+  }
+
+  private requireWrite(who: Principal, dir: NodeRecord): void {
+    const r = rightsOf(who, dir);
+    if (!r.write || !r.search) throw new FsError('EACCES', `no write permission in ${dir.name}`);
+  }
+
+  async createDir(who: Principal, dirId: number, steps: readonly Step[]): Promise<NodeRecord> {
+    const { parent, name } = await this.resolveNew(dirId, steps);
+    this.requireWrite(who, parent);
+    return fs(() => this.ns.create(parent.id, name, 'dir', { uid: who.uid, gid: who.gid, mode: NEW_DIR_MODE }, this.now()));
+  }
+
+  /** Soft create fails on an existing name; hard create empties an existing file instead. */
+  async createFile(who: Principal, dirId: number, steps: readonly Step[], hard: boolean): Promise<NodeRecord> {
+    const { parent, name } = await this.resolveNew(dirId, steps);
+    this.requireWrite(who, parent);
+    const existing = await this.ns.lookup(parent.id, name);
+    if (existing) {
+      if (!hard || existing.kind === 'dir') throw new FsError('EEXIST', `${name} exists`);
+      if (this.openForks.isOpen(existing.id)) throw new FsError('EBUSY', `${name} is open`);
+      if (!rightsOf(who, existing).write) throw new FsError('EACCES', `no write permission on ${name}`);
+      return fs(() => this.ns.update(existing.id, { dataLength: 0, rsrcLength: 0, modifiedAt: this.now() }));
+    }
+    return fs(() => this.ns.create(parent.id, name, 'file', { uid: who.uid, gid: who.gid, mode: NEW_FILE_MODE }, this.now()));
+  }
+
+  async remove(who: Principal, dirId: number, steps: readonly Step[]): Promise<NodeRecord> {
+    const node = await this.resolve(dirId, steps);
+    if (node.id === ROOT_ID) throw new FsError('EROOT', 'the volume root cannot be deleted');
+    const parent = await this.node(node.parent);
+    if (!mayUnlink(who, parent, node)) throw new FsError('EACCES', `no permission to delete ${node.name}`);
+    if (node.attributes & Attr.DeleteInhibit) throw new FsError('ELOCKED', `${node.name} is delete-inhibited`);
+    if (node.kind === 'file' && this.openForks.isOpen(node.id)) throw new FsError('EBUSY', `${node.name} is open`);
+    return fs(() => this.ns.remove(node.id, this.now()));
+  }
+
+  /** FPRename: a new name in the same directory. Renaming to the very same name succeeds and changes nothing. */
+  async rename(who: Principal, dirId: number, steps: readonly Step[], newName: string): Promise<NodeRecord> {
+    const node = await this.resolve(dirId, steps);
+    if (node.id === ROOT_ID) throw new FsError('EROOT', 'the volume root cannot be renamed');
+    if (newName === node.name) return node;
+    checkName(newName);
+    const parent = await this.node(node.parent);
+    if (!mayUnlink(who, parent, node)) throw new FsError('EACCES', `no permission to rename ${node.name}`);
+    if (node.attributes & Attr.RenameInhibit) throw new FsError('ELOCKED', `${node.name} is rename-inhibited`);
+    return fs(() => this.ns.move(node.id, node.parent, newName, this.now()));
+  }
+
+  /** FPMoveAndRename: into `dst` (a directory), keeping the name unless `newName` is given. */
+  async move(who: Principal, node: NodeRecord, dst: NodeRecord, newName: string | null): Promise<NodeRecord> {
+    if (node.id === ROOT_ID) throw new FsError('EROOT', 'the volume root cannot be moved');
+    if (dst.kind !== 'dir') throw new FsError('ENOTDIR', `${dst.name} is a file`);
+    const name = newName ?? node.name;
+    if (newName !== null) checkName(newName);
+    if (dst.id === node.parent && name === node.name) return node;
+    const parent = await this.node(node.parent);
+    if (!mayUnlink(who, parent, node)) throw new FsError('EACCES', `no permission to move ${node.name}`);
+    this.requireWrite(who, dst);
+    if (name !== node.name && node.attributes & Attr.RenameInhibit) throw new FsError('ELOCKED', `${node.name} is rename-inhibited`);
+    return fs(() => this.ns.move(node.id, dst.id, name, this.now()));
+  }
+
+  /**
+   * Changes parameters. Owners may change the mode and Finder data; others need write
+   * permission for dates, Finder info and attributes. Ownership is not the client's to
+   * change: a Mac sends its own local IDs (the volume says NoNetworkUserIDs), so an owner
+   * or group it cannot have is left as it is, as netatalk leaves a chown that fails.
+   */
+  async setParams(who: Principal, node: NodeRecord, requested: NodePatch): Promise<NodeRecord> {
+    const patch: NodePatch = { ...requested };
+    delete patch.uid;
+    if (patch.gid !== undefined && (patch.gid === node.gid || !rightsOf(who, node).owner || patch.gid !== who.gid)) delete patch.gid;
+    const r = rightsOf(who, node);
+    if (patch.mode !== undefined && patch.mode !== node.mode) {
+      if (!r.owner) throw new FsError('EACCES', `only the owner may change the privileges of ${node.name}`);
+      if (node.id === ROOT_ID) throw new FsError('EACCES', 'the privileges of the volume root are fixed');
+    }
+    const touchesContent = patch.attributes !== undefined || patch.finderInfo !== undefined || patch.createdAt !== undefined || patch.modifiedAt !== undefined || patch.backupAt !== undefined;
+    if (touchesContent && !r.write && !r.owner) throw new FsError('EACCES', `no write permission on ${node.name}`);
+    return fs(() => this.ns.update(node.id, patch));
+  }
+
+  /** FPExchangeFiles: contents swap, IDs and names stay. */
+  async exchange(who: Principal, a: NodeRecord, b: NodeRecord): Promise<void> {
+    if (a.kind !== 'file' || b.kind !== 'file') throw new FsError('EISDIR', 'only files can be exchanged');
+    if (a.id === b.id) throw new FsError('ESAME', 'a file cannot be exchanged with itself');
+    if (!rightsOf(who, a).write || !rightsOf(who, b).write) throw new FsError('EACCES', 'no write permission on both files');
+    await fs(() => this.ns.exchange(a.id, b.id));
+  }
+
+  /**
+   * FPCopyFile: a new file with the source's Finder info, attributes, dates and xattrs.
+   * Fork contents are copied by the data layer, which owns the bytes.
+   */
+  async copyFile(who: Principal, src: NodeRecord, dst: NodeRecord, newName: string | null): Promise<NodeRecord> {
+    if (src.kind !== 'file') throw new FsError('EISDIR', 'only files can be copied');
+    if (!rightsOf(who, src).read) throw new FsError('EACCES', `no read permission on ${src.name}`);
+    if (dst.kind !== 'dir') throw new FsError('ENOTDIR', `${dst.name} is a file`);
+    const name = newName ?? src.name;
+    checkName(name);
+    this.requireWrite(who, dst);
+    const now = this.now();
+    const copy = await fs(() =>
+      this.ns.create(dst.id, name, 'file', { uid: who.uid, gid: who.gid, mode: src.mode & 0o777, attributes: src.attributes, finderInfo: src.finderInfo, createdAt: src.createdAt, modifiedAt: src.modifiedAt }, now),
+    );
+    for (const x of await this.ns.listXattrs(src.id)) {
+      const v = await this.ns.getXattr(src.id, x);
+      if (v) await fs(() => this.ns.setXattr(copy.id, x, v, 'any'));
+    }
+    return fs(() => this.ns.update(copy.id, { dataLength: src.dataLength, rsrcLength: src.rsrcLength }));
+  }
+
+  async list(who: Principal, dir: NodeRecord, opts: { after?: string; offset?: number; limit: number }): Promise<ChildrenPage> {
+    if (dir.kind !== 'dir') throw new FsError('ENOTDIR', `${dir.name} is a file`);
+    if (!rightsOf(who, dir).read) throw new FsError('EACCES', `no read permission on ${dir.name}`);
+    return fs(() => this.ns.children(dir.id, opts));
+  }
+
+  // Extended attributes. Finder info is also reachable as the com.apple.FinderInfo xattr,
+  // as on HFS+, so tools that copy xattrs carry it along.
+
+  async getXattr(who: Principal, node: NodeRecord, name: string): Promise<Buffer> {
+    if (!rightsOf(who, node).read && !rightsOf(who, node).owner) throw new FsError('EACCES', `no read permission on ${node.name}`);
+    if (name === FINDER_INFO_XATTR) {
+      if (node.finderInfo.every((b) => b === 0)) throw new FsError('ENOATTR', `${name} is empty`);
+      return node.finderInfo;
+    }
+    const v = await fs(() => this.ns.getXattr(node.id, name));
+    if (!v) throw new FsError('ENOATTR', `${node.name} has no attribute ${name}`);
+    return v;
+  }
+
+  async setXattr(who: Principal, node: NodeRecord, name: string, value: Buffer, mode: XattrMode): Promise<void> {
+    checkXattrName(name);
+    if (value.length > MAX_XATTR_VALUE_BYTES) throw new FsError('EINVAL', `attribute values are limited to ${MAX_XATTR_VALUE_BYTES} bytes`);
+    if (!rightsOf(who, node).write && !rightsOf(who, node).owner) throw new FsError('EACCES', `no write permission on ${node.name}`);
+    if (name === FINDER_INFO_XATTR) {
+      if (value.length !== 32) throw new FsError('EINVAL', `${name} is 32 bytes`);
+      const empty = node.finderInfo.every((b) => b === 0);
+      if (mode === 'create' && !empty) throw new FsError('EXATTR_EXISTS', `${name} exists`);
+      if (mode === 'replace' && empty) throw new FsError('ENOATTR', `${name} does not exist`);
+      await fs(() => this.ns.update(node.id, { finderInfo: value }));
+      return;
+    }
+    await fs(() => this.ns.setXattr(node.id, name, value, mode), 'EXATTR_EXISTS');
+  }
+
+  async removeXattr(who: Principal, node: NodeRecord, name: string): Promise<void> {
+    checkXattrName(name);
+    if (!rightsOf(who, node).write && !rightsOf(who, node).owner) throw new FsError('EACCES', `no write permission on ${node.name}`);
+    if (name === FINDER_INFO_XATTR) {
+      if (node.finderInfo.every((b) => b === 0)) throw new FsError('ENOATTR', `${name} does not exist`);
+      await fs(() => this.ns.update(node.id, { finderInfo: Buffer.alloc(32) }));
+      return;
+    }
+    await fs(() => this.ns.removeXattr(node.id, name));
+  }
+
+  async listXattrs(who: Principal, node: NodeRecord): Promise<string[]> {
+    if (!rightsOf(who, node).read && !rightsOf(who, node).owner) throw new FsError('EACCES', `no read permission on ${node.name}`);
+    const names = await fs(() => this.ns.listXattrs(node.id));
+    return node.finderInfo.some((b) => b !== 0) ? [FINDER_INFO_XATTR, ...names] : names;
+  }
+}
+
+function checkXattrName(name: string): void {
+  if (name.length === 0 || Buffer.byteLength(name, 'utf8') > MAX_XATTR_NAME_BYTES || name.includes('\0')) {
+    throw new FsError('EINVAL', 'attribute names are 1 to 255 bytes without NUL');
+  }
+}
