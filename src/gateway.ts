@@ -3,9 +3,10 @@ import { randomBytes } from 'node:crypto';
 import { buildCommandTable } from './afp/command-table.js';
 import type { AfpServerContext } from './afp/context.js';
 import { AfpSession } from './afp/session.js';
-import { statusBlock } from './afp/status.js';
+import { serverFlags, statusBlock } from './afp/status.js';
 import { UserAuthenticator } from './auth/authenticator.js';
 import { LoginThrottle } from './auth/login-throttle.js';
+import { PasswordGate } from './auth/password-gate.js';
 import { selectUams } from './auth/uams.js';
 import { UserDirectory } from './auth/user-directory.js';
 import type { GatewayConfig } from './config/schema.js';
@@ -20,6 +21,8 @@ import { VolumeSet } from './volume/volume-set.js';
 export const VERSION = '0.1.0';
 const MACHINE_TYPE = 'afp-gateway';
 const NODE_LEASE_MS = 15_000;
+/** The replay cache arrives with reconnect support (issue 5). */
+const REPLAY_CACHE_IMPLEMENTED = false;
 
 /**
  * One running gateway node: the composition root that wires config, the metadata store,
@@ -43,28 +46,35 @@ export class Gateway {
 
   static async start(config: GatewayConfig, log: Logger): Promise<Gateway> {
     const meta = await openMetaStoreFromConfig(config.metadata);
+    let server: DsiServer | undefined;
     try {
       const identity = await meta.serverIdentity();
       const volumes = await VolumeSet.open(new VolumeCatalog(config.volumes), meta);
       const table = buildCommandTable();
       const ctx: AfpServerContext = {
         serverName: config.serverName,
+        flags: serverFlags((code) => table.get(code) !== undefined),
         machineType: MACHINE_TYPE,
         signature: identity.signature,
         uams: selectUams(config.auth.uams),
         checker: new UserAuthenticator(meta, config.auth.scrypt),
         users: new UserDirectory(meta),
         throttle: new LoginThrottle(config.auth.loginThrottle),
+        // Two scrypt checks at a time leave libuv's four threads for file I/O.
+        gate: new PasswordGate({ concurrency: 2, maxWaiting: 64 }),
         volumes,
-        sleepHours: 10,
+        sleepHours: Math.ceil(config.dsi.sleepHours),
         log,
         shuttingDown: false,
       };
-      const server = new DsiServer({
+      server = new DsiServer({
         requestQuantum: config.dsi.requestQuantum,
-        replayCacheSize: config.dsi.replayCacheSize,
+        // Advertised only once there is a replay cache behind it: a Mac that believes in
+        // one resends non-idempotent requests after a reconnect, expecting them deduplicated.
+        replayCacheSize: REPLAY_CACHE_IMPLEMENTED ? config.dsi.replayCacheSize : 0,
         tickleMs: config.dsi.tickleSeconds * 1000,
         idleTimeoutMs: config.dsi.idleTimeoutSeconds * 1000,
+        sleepTimeoutMs: config.dsi.sleepHours * 3600_000,
         maxConnections: config.dsi.maxSessions,
         maxConnectionsPerAddress: config.dsi.maxConnectionsPerAddress,
         status: (conn) => statusBlock(ctx, conn.localAddress, conn.localPort),
@@ -86,6 +96,8 @@ export class Gateway {
       );
       return gw;
     } catch (err) {
+      // Leave nothing half-running: a listener over a closed store would accept Macs it cannot serve.
+      await server?.close().catch(() => undefined);
       await meta.close().catch(() => undefined);
       throw err;
     }

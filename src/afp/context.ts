@@ -1,4 +1,5 @@
 import type { LoginThrottle } from '../auth/login-throttle.js';
+import type { PasswordGate } from '../auth/password-gate.js';
 import type { PasswordChecker, Uam } from '../auth/uam.js';
 import type { UserDirectory } from '../auth/user-directory.js';
 import type { Logger } from '../ops/log.js';
@@ -7,6 +8,8 @@ import type { VolumeSet } from '../volume/volume-set.js';
 /** Everything AFP sessions share on one gateway node. */
 export interface AfpServerContext {
   serverName: string;
+  /** FPGetSrvrInfo flags, derived from the commands this server implements. */
+  flags: number;
   machineType: string;
   /** 16 bytes, persistent, shared by both nodes of a pair. */
   signature: Buffer;
@@ -14,6 +17,7 @@ export interface AfpServerContext {
   checker: PasswordChecker;
   users: UserDirectory;
   throttle: LoginThrottle;
+  gate: PasswordGate;
   volumes: VolumeSet;
   /** Hours a sleeping session is kept; FPZzzzz reports it. */
   sleepHours: number;

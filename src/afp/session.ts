@@ -22,6 +22,8 @@ export class AfpSession implements DsiEndpoint {
   version: AfpVersion | null = null;
   /** The UAM exchange awaiting FPLoginCont, if a login is under way. */
   pendingLogin: ((authInfo: Buffer) => Promise<UamStep>) | null = null;
+  /** The user name of the login under way (for the throttle and the log). */
+  loginName = '';
   loggedOut = false;
   /** Volumes this session opened, by wire volume ID. */
   readonly openVolumes = new Map<number, Volume>();

@@ -1,5 +1,6 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { Reader } from '../wire/reader.js';
+import { utf8Truncated } from '../wire/utf8.js';
 import { Writer } from '../wire/writer.js';
 import { decodeMacRoman, encodeMacRomanLossy } from './mac-roman.js';
 
@@ -73,7 +74,7 @@ export function encodeServerInfo(info: ServerInfo): Buffer {
   w.u8(info.directoryNames.length);
   for (const d of info.directoryNames) w.pstring(Buffer.from(d, 'utf8'));
   w.patchU16(slots + 6, w.length);
-  const utf8 = Buffer.from(info.utf8ServerName.normalize('NFD'), 'utf8').subarray(0, 255);
+  const utf8 = utf8Truncated(info.utf8ServerName.normalize('NFD'), 255);
   w.u16(utf8.length).bytes(utf8);
   const out = w.finish();
   if (out.length > SRVR_INFO_MAX) throw new RangeError(`server info block is ${out.length} bytes; limit ${SRVR_INFO_MAX}`);

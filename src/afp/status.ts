@@ -1,11 +1,23 @@
 import { ALL_UAMS } from '../auth/uams.js';
+import { AfpCommand } from './commands.js';
 import type { AfpServerContext } from './context.js';
 import { addressFor, encodeServerInfo, SrvrFlag, type NetAddress } from './srvr-info.js';
 import { AFP_VERSIONS } from './versions.js';
 
-const FLAGS =
-  SrvrFlag.ServerMessages | SrvrFlag.ServerSignature | SrvrFlag.TCP | SrvrFlag.Reconnect |
-  SrvrFlag.DirectoryServices | SrvrFlag.UTF8ServerName | SrvrFlag.ExtendedSleep;
+const ALWAYS = SrvrFlag.ServerSignature | SrvrFlag.TCP | SrvrFlag.DirectoryServices | SrvrFlag.UTF8ServerName | SrvrFlag.ExtendedSleep;
+
+/** Flags that promise a command: set only when the dispatch table has it. */
+const PROMISES: readonly [number, number][] = [
+  [SrvrFlag.CopyFile, AfpCommand.FPCopyFile],
+  [SrvrFlag.ServerMessages, AfpCommand.FPGetSrvrMsg],
+  [SrvrFlag.Reconnect, AfpCommand.FPDisconnectOldSession],
+];
+
+export function serverFlags(implemented: (code: number) => boolean): number {
+  let flags = ALWAYS;
+  for (const [flag, cmd] of PROMISES) if (implemented(cmd)) flags |= flag;
+  return flags;
+}
 
 /**
  * FPGetSrvrInfo / DSIGetStatus. The address is the one this connection arrived on: the
@@ -22,7 +34,7 @@ export function statusBlock(ctx: AfpServerContext, localAddress: string, localPo
     machineType: ctx.machineType,
     afpVersions: [...AFP_VERSIONS],
     uams,
-    flags: FLAGS,
+    flags: ctx.flags,
     signature: ctx.signature,
     addresses,
     directoryNames: [],

@@ -126,6 +126,8 @@ dsi:
   maxConnectionsPerAddress: 32
   # How long a session whose connection dropped can be resumed.
   disconnectedSessionSeconds: 86400
+  # How long the session of a sleeping Mac is kept without a word from it.
+  sleepHours: 10
 
 ops:
   # Prometheus metrics, health and status over HTTP. Loopback only by default; null disables.

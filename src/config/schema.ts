@@ -285,6 +285,8 @@ const dsiSchema = z
     maxSessions: atLeast(1).default(256),
     maxConnectionsPerAddress: atLeast(1).default(32),
     disconnectedSessionSeconds: atLeast(0).default(86_400),
+    // A sleeping Mac (FPZzzzz) sends nothing; its session is kept this long (netatalk: 10 h).
+    sleepHours: atLeast(0).default(10),
   })
   .superRefine((d, ctx) => {
     // The Mac tickles every tickleSeconds; an idle timeout at or below that drops live sessions.

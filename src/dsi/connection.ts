@@ -6,6 +6,7 @@ import {
   DSI_REQUEST,
   DsiCommand,
   DsiOption,
+  isDsiCommand,
   writeHeader,
   type DsiHeader,
 } from './header.js';
@@ -47,10 +48,14 @@ export interface DsiConnectionOptions {
   replayCacheSize: number;
   tickleMs: number;
   idleTimeoutMs: number;
+  /** How long a sleeping client (FPZzzzz) may stay silent before its connection is dropped. */
+  sleepTimeoutMs: number;
   /** The DSIGetStatus reply block (FPGetSrvrInfo), built by the layer above for this connection. */
   status(conn: DsiConnection): Buffer;
   /** Called once DSIOpenSession succeeds. */
   openEndpoint(conn: DsiConnection): DsiEndpoint;
+  /** Told why the connection ended (for metrics and tests). */
+  onClose?(reason: DsiCloseReason): void;
   log: Logger;
 }
 
@@ -61,11 +66,15 @@ const CONTROL_PAYLOAD_MAX = 1024;
 const QUEUE_HIGH_WATER_FACTOR = 2;
 const QUEUE_MAX_FRAMES = 256;
 const CLOSE_GRACE_MS = 2000;
+/** TCP keepalive finds peers that vanished without a FIN (a Mac that slept and moved on). */
+const KEEPALIVE_MS = 60_000;
 
 /**
- * One TCP connection speaking DSI. Requests run strictly one after another: the Mac
- * relies on writes, syncs and closes of one session taking effect in order, and a
- * sequential server is what netatalk proves macOS works with.
+ * One TCP connection speaking DSI. Requests run strictly one after another, in arrival
+ * order, through one queue: the Mac relies on writes, syncs and closes of a session taking
+ * effect in order, and a sequential server is what netatalk proves macOS works with. The
+ * queue is also where backpressure lives: a peer that sends faster than it reads replies
+ * stops being read, and one that stops reading altogether is cut off.
  */
 export class DsiConnection {
   readonly remoteAddress: string;
@@ -82,6 +91,7 @@ export class DsiConnection {
   private busy = false;
   private paused = false;
   private sleeping = false;
+  private peerEnded = false;
   private closedReason: DsiCloseReason | null = null;
   private lastReceived = Date.now();
   private lastSent = Date.now();
@@ -94,8 +104,13 @@ export class DsiConnection {
     this.localPort = socket.localPort ?? 0;
     this.framer = new DsiFramer((h) => this.maxPayload(h));
     socket.setNoDelay(true);
+    socket.setKeepAlive(true, KEEPALIVE_MS);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('end', () => this.finish('peer-closed'));
+    // The peer's FIN ends its requests, not our replies: finish the queue, then close.
+    socket.on('end', () => {
+      this.peerEnded = true;
+      if (!this.busy && this.queue.length === 0) this.endGracefully('peer-closed');
+    });
     socket.on('close', () => this.finish('peer-closed'));
     socket.on('error', (err) => {
       opts.log.debug({ err: err.message }, 'socket error');
@@ -110,11 +125,12 @@ export class DsiConnection {
     return this.closedReason === null;
   }
 
+  /** Everything this connection holds in memory: partial frames, queued requests, unsent replies. */
   get bufferedBytes(): number {
-    return this.framer.bufferedBytes + this.queuedBytes;
+    return this.framer.bufferedBytes + this.queuedBytes + this.socket.writableLength;
   }
 
-  /** FPZzzzz: a sleeping Mac sends nothing, so the idle timeout must not fire. */
+  /** FPZzzzz: a sleeping Mac sends nothing, so the sleep deadline replaces the idle timeout. */
   setSleeping(sleeping: boolean): void {
     this.sleeping = sleeping;
   }
@@ -130,8 +146,7 @@ export class DsiConnection {
   close(reason: DsiCloseReason = 'server-close'): void {
     if (this.closedReason !== null) return;
     if (this.endpoint) this.sendRequest(DsiCommand.CloseSession, EMPTY);
-    this.endGracefully();
-    this.finish(reason);
+    this.endGracefully(reason);
   }
 
   /** Drops the socket at once, without DSICloseSession (the peer is gone or silent). */
@@ -144,12 +159,13 @@ export class DsiConnection {
    * Flushes what we already wrote (replies to the valid frames before a bad one), then
    * closes. A peer that never closes its side is cut off after a short grace period.
    */
-  private endGracefully(): void {
+  private endGracefully(reason: DsiCloseReason): void {
     // Keep reading (onData discards once closed) so the peer's FIN is seen and the socket
     // closes; a paused socket would linger half-open.
     this.socket.resume();
     this.socket.end();
     setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS).unref();
+    this.finish(reason);
   }
 
   private maxPayload(h: DsiHeader): number {
@@ -175,57 +191,106 @@ export class DsiConnection {
   }
 
   private onFrame(f: DsiFrame): void {
-    if (f.flags === DSI_REPLY) {
-      // Only attention replies come back to us; netatalk ignores them too.
+    // Replies from the client answer our attentions; tickles only prove it is alive.
+    if (f.flags === DSI_REPLY || f.command === DsiCommand.Tickle) return;
+    if (!isDsiCommand(f.command) || f.command === DsiCommand.Attention) {
+      this.protocolError(`unknown DSI command ${f.command}`);
       return;
     }
-    switch (f.command) {
-      case DsiCommand.GetStatus:
-        this.sendReply(f, 0, [this.opts.status(this)]);
-        return;
-      case DsiCommand.OpenSession:
-        this.openSession(f);
-        return;
-      case DsiCommand.Tickle:
-        return;
-      case DsiCommand.CloseSession:
-        this.endGracefully();
-        this.finish('client-close');
-        return;
-      case DsiCommand.Command:
-      case DsiCommand.Write:
-        if (!this.endpoint) {
-          this.protocolError('AFP request before DSIOpenSession');
-          return;
-        }
-        if (f.command === DsiCommand.Write && (f.codeOrOffset < 0 || f.codeOrOffset > f.payload.length)) {
-          this.protocolError(`DSIWrite data offset ${f.codeOrOffset} outside a ${f.payload.length}-byte payload`);
-          return;
-        }
-        this.queue.push(f);
-        this.queuedBytes += f.payload.length;
-        if (!this.paused && (this.queuedBytes > this.opts.requestQuantum * QUEUE_HIGH_WATER_FACTOR || this.queue.length > QUEUE_MAX_FRAMES)) {
-          this.paused = true;
-          this.socket.pause();
-        }
-        void this.drain();
-        return;
-      default:
-        this.protocolError(`unknown DSI command ${f.command}`);
+    this.queue.push(f);
+    this.queuedBytes += f.payload.length;
+    if (!this.paused && (this.queuedBytes > this.opts.requestQuantum * QUEUE_HIGH_WATER_FACTOR || this.queue.length > QUEUE_MAX_FRAMES)) {
+      this.pauseReading();
+    }
+    void this.drain();
+  }
+
+  private pauseReading(): void {
+    this.paused = true;
+    this.socket.pause();
+  }
+
+  private resumeReadingIfRoom(): void {
+    if (this.paused && this.queuedBytes <= this.opts.requestQuantum && this.queue.length < QUEUE_MAX_FRAMES / 2 && !this.socket.writableNeedDrain) {
+      this.paused = false;
+      this.socket.resume();
     }
   }
 
-  private openSession(f: DsiFrame): void {
+  private async drain(): Promise<void> {
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      while (this.queue.length > 0 && this.closedReason === null) {
+        const f = this.queue.shift()!;
+        this.queuedBytes -= f.payload.length;
+        this.resumeReadingIfRoom();
+        if (!(await this.process(f))) break;
+        if (this.socket.writableNeedDrain) {
+          // Stop reading until the peer takes our replies; a peer that never does is cut off.
+          this.pauseReading();
+          if (!(await this.waitDrain())) {
+            this.opts.log.info('client stopped reading replies; closing connection');
+            this.destroy('timeout');
+            break;
+          }
+          this.resumeReadingIfRoom();
+        }
+      }
+    } catch (err) {
+      this.opts.log.error({ err }, 'request handler failed; closing connection');
+      this.destroy('protocol-error');
+    } finally {
+      this.busy = false;
+    }
+    if (this.peerEnded && this.queue.length === 0 && this.closedReason === null) this.endGracefully('peer-closed');
+  }
+
+  /** Handles one queued frame; false when the connection is done. */
+  private async process(f: DsiFrame): Promise<boolean> {
+    switch (f.command) {
+      case DsiCommand.GetStatus:
+        this.sendReply(f, 0, [this.opts.status(this)]);
+        return true;
+      case DsiCommand.OpenSession:
+        return this.openSession(f);
+      case DsiCommand.CloseSession:
+        this.endGracefully('client-close');
+        return false;
+      default: {
+        if (!this.endpoint) {
+          this.protocolError('AFP request before DSIOpenSession');
+          return false;
+        }
+        if (f.command === DsiCommand.Write && (f.codeOrOffset < 0 || f.codeOrOffset > f.payload.length)) {
+          this.protocolError(`DSIWrite data offset ${f.codeOrOffset} outside a ${f.payload.length}-byte payload`);
+          return false;
+        }
+        const reply = await this.endpoint.request({
+          command: f.command as DsiRequest['command'],
+          requestId: f.requestId,
+          payload: f.payload,
+          writeOffset: f.command === DsiCommand.Write ? f.codeOrOffset : 0,
+        });
+        if (this.closedReason !== null) return false;
+        const body = reply.payload === undefined ? [] : Buffer.isBuffer(reply.payload) ? [reply.payload] : reply.payload;
+        this.sendReply(f, reply.code, body);
+        return true;
+      }
+    }
+  }
+
+  private openSession(f: DsiFrame): boolean {
     if (this.endpoint) {
       this.protocolError('second DSIOpenSession on one connection');
-      return;
+      return false;
     }
     // Options are type(1) len(1) value(len); unknown types are skipped, truncated ones refused.
     const p = f.payload;
     for (let i = 0; i < p.length; ) {
       if (i + 2 > p.length || i + 2 + p[i + 1]! > p.length) {
         this.protocolError('truncated DSIOpenSession option');
-        return;
+        return false;
       }
       const type = p[i]!;
       const len = p[i + 1]!;
@@ -237,55 +302,32 @@ export class DsiConnection {
     if (this.opts.replayCacheSize > 0) opts.push(DsiOption.ServerReplayCacheSize, 4, ...u32(this.opts.replayCacheSize));
     this.endpoint = this.opts.openEndpoint(this);
     this.sendReply(f, 0, [Buffer.from(opts)]);
+    return true;
   }
 
-  private async drain(): Promise<void> {
-    if (this.busy) return;
-    this.busy = true;
-    try {
-      while (this.queue.length > 0 && this.closedReason === null && this.endpoint) {
-        const f = this.queue.shift()!;
-        this.queuedBytes -= f.payload.length;
-        if (this.paused && this.queuedBytes <= this.opts.requestQuantum && this.queue.length < QUEUE_MAX_FRAMES / 2) {
-          this.paused = false;
-          this.socket.resume();
-        }
-        const reply = await this.endpoint.request({
-          command: f.command as DsiRequest['command'],
-          requestId: f.requestId,
-          payload: f.payload,
-          writeOffset: f.command === DsiCommand.Write ? f.codeOrOffset : 0,
-        });
-        if (this.closedReason !== null) break;
-        const body = reply.payload === undefined ? [] : Buffer.isBuffer(reply.payload) ? [reply.payload] : reply.payload;
-        if (!this.sendReply(f, reply.code, body)) await this.waitDrain();
-      }
-    } catch (err) {
-      this.opts.log.error({ err }, 'request handler failed; closing connection');
-      this.destroy('protocol-error');
-    } finally {
-      this.busy = false;
-    }
-  }
-
-  private waitDrain(): Promise<void> {
+  /** Resolves true once the socket drains, false when it makes no progress within the idle timeout. */
+  private waitDrain(): Promise<boolean> {
     return new Promise((resolve) => {
-      if (this.closedReason !== null || !this.socket.writableNeedDrain) return resolve();
-      const done = (): void => {
-        this.socket.off('drain', done);
-        this.socket.off('close', done);
-        resolve();
+      if (this.closedReason !== null || !this.socket.writableNeedDrain) return resolve(this.closedReason === null);
+      const done = (ok: boolean): void => {
+        clearTimeout(timer);
+        this.socket.off('drain', onDrain);
+        this.socket.off('close', onClose);
+        resolve(ok);
       };
-      this.socket.on('drain', done);
-      this.socket.on('close', done);
+      const onDrain = (): void => done(true);
+      const onClose = (): void => done(false);
+      const timer = setTimeout(() => done(false), this.opts.idleTimeoutMs);
+      this.socket.on('drain', onDrain);
+      this.socket.on('close', onClose);
     });
   }
 
-  private sendReply(req: DsiHeader, code: number, body: readonly Buffer[]): boolean {
+  private sendReply(req: DsiHeader, code: number, body: readonly Buffer[]): void {
     let length = 0;
     for (const b of body) length += b.length;
     const header = writeHeader({ flags: DSI_REPLY, command: req.command, requestId: req.requestId, codeOrOffset: code, length, reserved: 0 });
-    return this.write(header, body);
+    this.write(header, body);
   }
 
   private sendRequest(command: number, payload: Buffer): void {
@@ -296,36 +338,41 @@ export class DsiConnection {
   }
 
   /** Header and body go out as one unit, so a tickle can never land inside a reply. */
-  private write(header: Buffer, body: readonly Buffer[]): boolean {
-    if (this.closedReason !== null || this.socket.destroyed) return true;
+  private write(header: Buffer, body: readonly Buffer[]): void {
+    if (this.closedReason !== null || this.socket.destroyed) return;
     this.lastSent = Date.now();
-    if (body.length === 0) return this.socket.write(header);
+    if (body.length === 0) {
+      this.socket.write(header);
+      return;
+    }
     this.socket.cork();
     this.socket.write(header);
-    let ok = true;
-    for (const b of body) ok = this.socket.write(b);
+    for (const b of body) this.socket.write(b);
     this.socket.uncork();
-    return ok && !this.socket.writableNeedDrain;
   }
 
   private tick(): void {
     if (this.closedReason !== null) return;
     const now = Date.now();
-    if (this.sleeping) return;
-    // A request in progress keeps the Mac's 60 s active timer fed by our tickles; idle
+    // A request in progress keeps the Mac's 60 s active timer fed by our tickles; silence
     // only counts when we owe the client nothing.
-    if (!this.busy && now - this.lastReceived >= this.opts.idleTimeoutMs) {
-      this.opts.log.info({ idleMs: now - this.lastReceived }, 'idle timeout');
+    const limit = this.sleeping ? this.opts.sleepTimeoutMs : this.opts.idleTimeoutMs;
+    if (!this.busy && now - this.lastReceived >= limit) {
+      this.opts.log.info({ silentMs: now - this.lastReceived, sleeping: this.sleeping }, 'idle timeout');
       this.destroy('timeout');
       return;
     }
-    if (this.endpoint && now - this.lastSent >= this.opts.tickleMs) this.sendRequest(DsiCommand.Tickle, EMPTY);
+    // No tickles for a sleeping client, nor into a socket whose peer is not reading.
+    if (this.endpoint && !this.sleeping && !this.socket.writableNeedDrain && now - this.lastSent >= this.opts.tickleMs) {
+      this.sendRequest(DsiCommand.Tickle, EMPTY);
+    }
   }
 
   private protocolError(message: string): void {
     this.opts.log.warn({ reason: message }, 'DSI protocol error; closing connection');
-    this.endGracefully();
-    this.finish('protocol-error');
+    this.queue.length = 0;
+    this.queuedBytes = 0;
+    this.endGracefully('protocol-error');
   }
 
   private finish(reason: DsiCloseReason): void {
@@ -335,6 +382,7 @@ export class DsiConnection {
     this.queue.length = 0;
     this.queuedBytes = 0;
     if (reason === 'peer-closed') this.socket.destroy();
+    this.opts.onClose?.(reason);
     this.endpoint?.closed(reason);
   }
 }

@@ -1,6 +1,6 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '../ops/log.js';
-import { DsiConnection, type DsiConnectionOptions } from './connection.js';
+import { DsiConnection, type DsiCloseReason, type DsiConnectionOptions } from './connection.js';
 
 export interface DsiServerOptions extends Omit<DsiConnectionOptions, 'log'> {
   maxConnections: number;
@@ -25,9 +25,20 @@ export class DsiServer {
   private readonly perAddress = new Map<string, number>();
   private nextConnId = 1;
   private closed: Promise<void> | null = null;
+  /** How connections have ended, by reason; refused counts connections over the limits. */
+  readonly closeCounts: Record<DsiCloseReason | 'refused', number> = {
+    'peer-closed': 0,
+    'client-close': 0,
+    timeout: 0,
+    'protocol-error': 0,
+    'server-close': 0,
+    'handed-over': 0,
+    refused: 0,
+  };
 
   constructor(private readonly opts: DsiServerOptions) {
-    this.server = createServer({ noDelay: true }, (s) => this.accept(s));
+    // Half-open: a client's FIN must not discard the replies to what it already sent.
+    this.server = createServer({ noDelay: true, allowHalfOpen: true }, (s) => this.accept(s));
     this.server.on('error', (err) => opts.log.error({ err }, 'listener error'));
   }
 
@@ -90,13 +101,14 @@ export class DsiServer {
     const count = this.perAddress.get(addr) ?? 0;
     if (this.connections.size >= this.opts.maxConnections || count >= this.opts.maxConnectionsPerAddress) {
       this.opts.log.warn({ remote: addr, total: this.connections.size, fromAddress: count }, 'connection limit reached; refusing');
+      this.closeCounts.refused++;
       socket.destroy();
       return;
     }
     this.perAddress.set(addr, count + 1);
     const connId = this.nextConnId++;
     const log = this.opts.log.child({ conn: connId, remote: `${addr}:${socket.remotePort ?? 0}` });
-    const conn = new DsiConnection(socket, { ...this.opts, log });
+    const conn = new DsiConnection(socket, { ...this.opts, log, onClose: (reason) => this.closeCounts[reason]++ });
     this.connections.add(conn);
     socket.once('close', () => {
       this.connections.delete(conn);

@@ -277,7 +277,9 @@ export class EmbeddedNamespace implements NamespaceStore {
 
   async kvDelete(key: string): Promise<boolean> {
     checkString(key, 'kv key');
-    return this.db.remove(this.k.kv(sortKey(key)));
+    const k = this.k.kv(sortKey(key));
+    // lmdb-js's remove() resolves true whether or not the key was there.
+    return this.db.transaction(() => this.db.get(k) !== undefined && this.db.removeSync(k));
   }
 
   async kvList(prefix: string): Promise<[string, Buffer][]> {

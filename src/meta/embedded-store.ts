@@ -7,6 +7,7 @@
  *   counter:uid        last uid handed out (absent until the first user)
  *   server:identity    { signature, createdAt }
  *   node:<id>          NodeLease
+ *   ns:<volume>:...    a volume's namespace (see embedded-namespace.ts)
  *
  * Every multi-key change runs in one `db.transaction()` callback. lmdb-js batches several
  * such callbacks into one LMDB write transaction and does NOT roll a callback's writes back

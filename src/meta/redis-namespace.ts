@@ -348,7 +348,7 @@ export class RedisNamespace implements NamespaceStore {
 
   async init(rootName: string, init: NodeInit): Promise<NodeRecord> {
     const root = newRoot(rootName, init, Date.now());
-    const reply = await this.run('afpgwNsInit', String(COUNTER_START), ...encode({ ...root, key: '' }));
+    const reply = await this.run('afpgwNsInit', 'init', String(COUNTER_START), ...encode({ ...root, key: '' }));
     return parseRecord(reply, 1);
   }
 
@@ -370,34 +370,36 @@ export class RedisNamespace implements NamespaceStore {
     const key = sortKey(foldName(this.fold, name));
     const draft = newRecord(0, parent, name, kind, init, now);
     if (!isId(parent)) throw fail('not-found', `no directory ${parent}`);
-    const reply = await this.run('afpgwNsCreate', String(parent), key, String(now), ...encode({ ...draft, key }));
+    const reply = await this.run('afpgwNsCreate', `create ${JSON.stringify(name)} in ${parent}`, String(parent), key, String(now), ...encode({ ...draft, key }));
     return { ...draft, id: parseInteger(reply[1], 'id') };
   }
 
   async remove(id: number, now: number): Promise<NodeRecord> {
     checkNow(now);
     if (!isId(id)) throw fail('not-found', `no node ${id}`);
-    return parseRecord(await this.run('afpgwNsRemove', String(id), String(now)), 1);
+    return parseRecord(await this.run('afpgwNsRemove', `remove ${id}`, String(id), String(now)), 1);
   }
 
   async move(id: number, newParent: number, newName: string, now: number): Promise<NodeRecord> {
     checkNow(now);
     const key = sortKey(foldName(this.fold, newName));
     if (!isId(id)) throw fail('not-found', `no node ${id}`);
-    if (!isId(newParent)) throw fail('not-found', `no directory ${newParent}`);
-    return parseRecord(await this.run('afpgwNsMove', String(id), String(newParent), key, newName, String(now)), 1);
+    // A bad new parent becomes CNID 0, which never exists, so the script still reports
+    // is-root and a missing node first, in the same order as the embedded store.
+    const target = isId(newParent) ? String(newParent) : '0';
+    return parseRecord(await this.run('afpgwNsMove', `move ${id} to ${JSON.stringify(newName)} in ${newParent}`, String(id), target, key, newName, String(now)), 1);
   }
 
   async update(id: number, patch: NodePatch): Promise<NodeRecord> {
     checkPatch(patch);
     if (!isId(id)) throw fail('not-found', `no node ${id}`);
     const pairs = encode(Object.fromEntries(patchEntries(patch)));
-    return parseRecord(await this.run('afpgwNsUpdate', String(id), setsForkLength(patch) ? '1' : '0', ...pairs), 1);
+    return parseRecord(await this.run('afpgwNsUpdate', `update ${id}`, String(id), setsForkLength(patch) ? '1' : '0', ...pairs), 1);
   }
 
   async exchange(a: number, b: number): Promise<[NodeRecord, NodeRecord]> {
     if (!isId(a) || !isId(b)) throw fail('not-found', `no node ${isId(a) ? b : a}`);
-    const reply = await this.run('afpgwNsExchange', String(a), String(b), ...EXCHANGED_FIELDS);
+    const reply = await this.run('afpgwNsExchange', `exchange ${a} and ${b}`, String(a), String(b), ...EXCHANGED_FIELDS);
     return [parseRecord(reply, 1), parseRecord(reply, 1 + RECORD_WIDTH)];
   }
 
@@ -405,7 +407,7 @@ export class RedisNamespace implements NamespaceStore {
     checkPage(opts);
     if (!isId(parent)) throw fail('not-found', `no directory ${parent}`);
     const after = opts.after !== undefined;
-    const reply = await this.run('afpgwNsChildren', String(parent), after ? '1' : '0', after ? sortKey(opts.after!) : '', String(opts.offset ?? 0), String(opts.limit));
+    const reply = await this.run('afpgwNsChildren', `list ${parent}`, String(parent), after ? '1' : '0', after ? sortKey(opts.after!) : '', String(opts.offset ?? 0), String(opts.limit));
     const entries: NodeRecord[] = [];
     let last: string | undefined;
     for (let i = 1; i < reply.length; i += 1 + RECORD_WIDTH) {
@@ -418,7 +420,7 @@ export class RedisNamespace implements NamespaceStore {
   async getXattr(id: number, name: string): Promise<Buffer | undefined> {
     checkString(name, 'xattr name');
     if (!isId(id)) throw fail('not-found', `no node ${id}`);
-    const reply = await this.run('afpgwNsGetXattr', String(id), name);
+    const reply = await this.run('afpgwNsGetXattr', `xattr ${JSON.stringify(name)} of ${id}`, String(id), name);
     return reply.length > 1 ? bytes(reply[1], 'xattr') : undefined;
   }
 
@@ -427,18 +429,18 @@ export class RedisNamespace implements NamespaceStore {
     if (!Buffer.isBuffer(value)) throw new RangeError('xattr value must be a Buffer');
     if (mode !== 'create' && mode !== 'replace' && mode !== 'any') throw new RangeError(`bad xattr mode ${String(mode)}`);
     if (!isId(id)) throw fail('not-found', `no node ${id}`);
-    await this.run('afpgwNsSetXattr', String(id), name, value, mode);
+    await this.run('afpgwNsSetXattr', `xattr ${JSON.stringify(name)} of ${id}`, String(id), name, value, mode);
   }
 
   async removeXattr(id: number, name: string): Promise<void> {
     checkString(name, 'xattr name');
     if (!isId(id)) throw fail('not-found', `no node ${id}`);
-    await this.run('afpgwNsRemoveXattr', String(id), name);
+    await this.run('afpgwNsRemoveXattr', `xattr ${JSON.stringify(name)} of ${id}`, String(id), name);
   }
 
   async listXattrs(id: number): Promise<string[]> {
     if (!isId(id)) throw fail('not-found', `no node ${id}`);
-    const reply = await this.run('afpgwNsListXattrs', String(id));
+    const reply = await this.run('afpgwNsListXattrs', `xattrs of ${id}`, String(id));
     return reply.slice(1).map((n) => text(n, 'xattr name')).sort(compareKeys);
   }
 
@@ -483,11 +485,11 @@ export class RedisNamespace implements NamespaceStore {
   }
 
   /** Runs a script that answers {'ok', ...} or {reason}; throws the NamespaceError for a reason. */
-  private async run(script: ScriptName, ...argv: Arg[]): Promise<ReplyItem[]> {
+  private async run(script: ScriptName, what: string, ...argv: Arg[]): Promise<ReplyItem[]> {
     const reply = asArray(await this.call(() => this.redis[`${script}Buffer`](this.meta, ...argv)));
     const status = reply.length > 0 ? text(reply[0], 'status') : '';
     if (status === 'ok') return reply;
-    if (FAILURES.has(status)) throw new NamespaceError(status as NamespaceFailure, `${script}(${argv.filter((a) => typeof a === 'string').join(', ')})`);
+    if (FAILURES.has(status)) throw new NamespaceError(status as NamespaceFailure, what);
     throw new MetaUnavailableError(`Redis answered ${script} with ${JSON.stringify(status)}`);
   }
 

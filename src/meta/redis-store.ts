@@ -11,6 +11,8 @@
  *   <p>:{global}:node:<id>        hash: info (JSON NodeInfo), expiresAt; PEXPIREAT = the lease
  *   <p>:{global}:nodes            sorted set id -> expiresAt (listing)
  *
+ * A volume's namespace lives under its own hash tag, <p>:{v:<volumeKey>} (see redis-namespace.ts).
+ *
  * The uid index is one hash rather than a key per uid because a script must name every key
  * it touches in KEYS, and the uid is only known inside the script (after INCR, or after
  * reading the user being deleted).

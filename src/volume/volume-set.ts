@@ -35,7 +35,10 @@ export class VolumeSet {
   }
 }
 
-/** The identity of a volume's data: its configured key, else its name (case-folded). */
+/**
+ * The identity of a volume's data: its configured key, else its name, case-folded and
+ * percent-encoded (braces would break the Redis hash tag the key is placed in).
+ */
 export function volumeKey(def: VolumeDef): string {
-  return def.key ?? def.name.normalize('NFC').toLowerCase();
+  return def.key ?? encodeURIComponent(def.name.normalize('NFC').toLowerCase());
 }

@@ -32,6 +32,7 @@ test('no file and no env: the embedded default', async () => {
       maxSessions: 256,
       maxConnectionsPerAddress: 32,
       disconnectedSessionSeconds: 86400,
+      sleepHours: 10,
     },
     ops: { metricsListen: { host: '127.0.0.1', port: 9548 } },
     log: { level: 'info' },
@@ -164,6 +165,7 @@ test('a full file: every key read, sizes in bytes', async () => {
       maxSessions: 32,
       maxConnectionsPerAddress: 4,
       disconnectedSessionSeconds: 3600,
+      sleepHours: 10,
     });
     assert.deepEqual(cfg.ops, { metricsListen: null });
     assert.deepEqual(cfg.log, { level: 'debug' });

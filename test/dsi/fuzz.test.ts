@@ -6,6 +6,7 @@ import { AfpClient } from '../../src/client/afp-client.js';
 import { DSI_HEADER_SIZE, DsiCommand, writeHeader } from '../../src/dsi/header.js';
 import { DsiFramer, type DsiFrame } from '../../src/dsi/framer.js';
 import { AfpCommand } from '../../src/afp/commands.js';
+import { Writer } from '../../src/wire/writer.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 
 const USER = { name: 'fuzz', password: 'fuzz-password' };
@@ -57,9 +58,16 @@ describe('bad input on the wire', () => {
   let witness: AfpClient;
 
   before(async () => {
-    g = await startTestGateway({ users: [USER] });
+    // A short idle timeout, so a partial frame that is never completed ends quickly too.
+    g = await startTestGateway({
+      users: [USER],
+      tune: (cfg) => {
+        cfg.dsi.tickleSeconds = 0.3;
+        cfg.dsi.idleTimeoutSeconds = 1.5;
+      },
+    });
     // A long-lived, logged-in session that must be untouched by everything below.
-    witness = await AfpClient.connect(g.host, g.port);
+    witness = await AfpClient.connect(g.host, g.port, { tickleMs: 300 });
     await witness.login({ user: USER.name, password: USER.password });
   });
 
@@ -84,10 +92,12 @@ describe('bad input on the wire', () => {
     ['a control frame over its size limit', () => Buffer.concat([header(DsiCommand.Tickle, 1, 5000), Buffer.alloc(5000)])],
   ];
   for (const [name, bytes] of cases) {
-    test(`${name}: the connection is closed and nothing else is affected`, async () => {
+    test(`${name}: the connection is closed as a protocol error and nothing else is affected`, async () => {
+      const before = g.gw.server.closeCounts['protocol-error'];
       const c = await rawConnect(g.port);
       c.socket.write(bytes());
       assert.ok(await serverCloses(c), 'server should close the connection without waiting for the client');
+      assert.equal(g.gw.server.closeCounts['protocol-error'], before + 1);
       await stillServing();
     });
   }
@@ -109,14 +119,15 @@ describe('bad input on the wire', () => {
     await stillServing();
   });
 
-  test('random byte streams always end in a closed connection or replies, never a crash', async () => {
+  test('random byte streams: the server itself ends every connection (protocol error or idle timeout)', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.uint8Array({ maxLength: 4096 }), fc.boolean(), async (bytes, withSession) => {
+      fc.asyncProperty(fc.uint8Array({ minLength: 1, maxLength: 4096 }), fc.boolean(), async (bytes, withSession) => {
         const c = await rawConnect(g.port);
-        c.socket.end(Buffer.concat([withSession ? openSession() : Buffer.alloc(0), Buffer.from(bytes)]));
+        // No FIN from us: the server must decide on its own.
+        c.socket.write(Buffer.concat([withSession ? openSession() : Buffer.alloc(0), Buffer.from(bytes)]));
         assert.ok(await serverCloses(c));
       }),
-      { numRuns: 150 },
+      { numRuns: 100 },
     );
     await stillServing();
   });
@@ -136,7 +147,10 @@ describe('bad input on the wire', () => {
         async (frames) => {
           const c = await rawConnect(g.port);
           const bytes = frames.map((f, i) => Buffer.concat([header(f.command, i, f.payload.length, f.offset, f.flags), Buffer.from(f.payload)]));
-          c.socket.end(Buffer.concat([openSession(100), ...bytes]));
+          // Every frame is complete, so the server answers or refuses each; then we close.
+          c.socket.write(Buffer.concat([openSession(100), ...bytes]));
+          await new Promise((r) => setTimeout(r, 5));
+          c.socket.end();
           assert.ok(await serverCloses(c));
         },
       ),
@@ -197,12 +211,40 @@ describe('bad input on the wire', () => {
       await new Promise((r) => setImmediate(r));
     }
     await new Promise((r) => setTimeout(r, 300));
+    // bufferedBytes counts unsent replies too: a client that never reads cannot make us hoard them.
     for (const conn of g.gw.server.allConnections()) {
-      assert.ok(conn.bufferedBytes <= 2 * quantum + DSI_HEADER_SIZE + 64 * 1024, `connection holds ${conn.bufferedBytes} bytes`);
+      assert.ok(conn.bufferedBytes <= 2 * quantum + DSI_HEADER_SIZE + 256 * 1024, `connection holds ${conn.bufferedBytes} bytes`);
     }
     assert.ok(written > 4 * quantum, 'the flood was larger than the bound');
-    c.socket.destroy();
-    await c.closed;
+    // And a client that never reads is cut off once the idle timeout passes without progress.
+    const timeouts = g.gw.server.closeCounts.timeout;
+    assert.ok(await serverCloses(c));
+    assert.equal(g.gw.server.closeCounts.timeout, timeouts + 1);
     await stillServing();
+  });
+
+  test('a DSIGetStatus flood from a client that never reads is bounded and then cut off', async () => {
+    const c = await rawConnect(g.port);
+    c.socket.pause();
+    const one = header(DsiCommand.GetStatus, 1, 0);
+    const burst = Buffer.concat(Array.from({ length: 50_000 }, () => one));
+    let peak = 0;
+    for (let i = 0; i < 20; i++) {
+      c.socket.write(burst);
+      await new Promise((r) => setTimeout(r, 10));
+      for (const conn of g.gw.server.allConnections()) peak = Math.max(peak, conn.bufferedBytes);
+    }
+    assert.ok(peak <= 2 * g.gw.config.dsi.requestQuantum + 256 * 1024, `peak ${peak} bytes held for one connection`);
+    assert.ok(await serverCloses(c));
+    await stillServing();
+  });
+
+  test("a client's FIN does not discard the replies to what it sent before", async () => {
+    const c = await rawConnect(g.port);
+    const login = new Writer(64).u8(AfpCommand.FPLogin).pstring(Buffer.from('AFP3.4')).pstring(Buffer.from('DHX2')).pstring(Buffer.from(USER.name)).alignEven().finish();
+    c.socket.end(Buffer.concat([openSession(1), header(DsiCommand.Command, 2, login.length), login]));
+    assert.ok(await serverCloses(c));
+    assert.deepEqual(c.frames.map((f) => f.requestId), [1, 2], 'both requests were answered');
+    assert.equal(c.frames[1]!.codeOrOffset, -5001, 'the DHX2 login continues');
   });
 });

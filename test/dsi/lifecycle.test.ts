@@ -54,6 +54,26 @@ test('a client that tickles is kept; a sleeping client is kept without tickling'
   }
 });
 
+test('a sleeping client that never wakes is dropped at the sleep deadline', async () => {
+  const g = await startTestGateway({
+    users: [USER],
+    tune: (cfg) => {
+      cfg.dsi.tickleSeconds = 0.1;
+      cfg.dsi.idleTimeoutSeconds = 0.3;
+      cfg.dsi.sleepHours = 1.5 / 3600;
+    },
+  });
+  try {
+    const c = await AfpClient.connect(g.host, g.port);
+    await c.login({ user: USER.name, password: USER.password });
+    await c.zzzzz(0);
+    await once(c.dsi, 'close');
+    assert.ok(g.gw.server.closeCounts.timeout >= 1);
+  } finally {
+    await g.stop();
+  }
+});
+
 test('a graceful stop sends every session the shutdown attention before closing', async () => {
   const g = await startTestGateway({ users: [USER] });
   const c = await AfpClient.connect(g.host, g.port);

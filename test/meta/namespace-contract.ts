@@ -411,6 +411,8 @@ export function namespaceContract(name: string, open: OpenNamespaceStore, option
         await rejectsWith(ns.move(a.id, f.id, 'a', T0), 'not-dir');
         await rejectsWith(ns.move(ROOT_ID, a.id, 'r', T0), 'is-root');
         await rejectsWith(ns.move(ROOT_ID, ROOT_ID, 'Renamed', T0), 'is-root');
+        await rejectsWith(ns.move(ROOT_ID, 0, 'r', T0), 'is-root');
+        await rejectsWith(ns.move(999, -1, 'x', T0), 'not-found');
         await rejectsWith(ns.move(999, ROOT_ID, 'x', T0), 'not-found');
         await rejectsWith(ns.move(f.id, 999, 'x', T0), 'not-found');
         await rejectsWith(ns.move(a.id, PARENT_OF_ROOT, 'x', T0), 'not-found');
@@ -788,14 +790,14 @@ export function namespaceContract(name: string, open: OpenNamespaceStore, option
       it('matches an in-memory model over random creates, moves and removes', withNs(async ({ h }) => {
         let run = 0;
         await fc.assert(
-          fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 40 }), async (ops) => {
+          fc.asyncProperty(fc.array(opArb, { minLength: 10, maxLength: 60 }), async (ops) => {
             const ns = h.store.namespace(`model${++run}`, OPTS);
             const peer = (h.peer ?? h.store).namespace(`model${run}`, OPTS);
             await ns.init('root', ROOT_INIT);
             const model = new Model();
             for (const [i, op] of ops.entries()) {
               const target = i % 2 ? peer : ns;
-              const pick = (n: number) => model.known[n % model.known.length]!;
+              const pick = (n: number) => model.pick(n);
               let got: number | NamespaceFailure;
               let want: number | NamespaceFailure;
               if (op.op === 'create') {
@@ -900,6 +902,13 @@ class Model {
   /** Every id an op may name: the fixed ones, a never-used one, and each one ever created. */
   readonly known: number[] = [PARENT_OF_ROOT, ROOT_ID, 999];
   private lastId = FIRST_FREE_ID - 1;
+
+  /** Mostly a live node (so most ops can succeed), one time in ten any id ever seen. */
+  pick(n: number): number {
+    if (n % 10 === 0) return this.known[Math.floor(n / 10) % this.known.length]!;
+    const live = [...this.nodes.keys()];
+    return live[Math.floor(n / 10) % live.length]!;
+  }
 
   create(parent: number, name: string, kind: NodeKind): number | NamespaceFailure {
     const p = this.nodes.get(parent);

@@ -75,7 +75,6 @@ test('Wireshark dissects a whole session without malformed packets', async (t) =
       /UAM: DHX2/,
       /Server name: Test Gateway/,
       /Option: Server quantum \(0\)\s+Length: 4\s+Quantum: 1048576/,
-      /Option: Replay cache size \(2\)/,
       /Command: FPLoginExt \(63\)/,
       /Command: FPLogin \(18\)/,
       /Command: FPLoginCont \(19\)/,

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { findUam } from '../../auth/uams.js';
-import { AuthError, type UamStep } from '../../auth/uam.js';
+import { AuthError, type PasswordChecker, type UamStep } from '../../auth/uam.js';
+import { LoginBusyError } from '../../auth/password-gate.js';
 import type { Reader } from '../../wire/reader.js';
 import { AfpCommand } from '../commands.js';
 import type { CommandSpec } from '../dispatch.js';
@@ -46,20 +47,32 @@ async function beginLogin(s: AfpSession, req: LoginRequest): Promise<AfpReply> {
   if (!uam) throw new AfpError(kFPBadUAM, `UAM ${JSON.stringify(req.uam)} not enabled`);
   s.version = version;
   s.pendingLogin = null;
-  return step(s, () => uam.start(req.userName, req.authInfo, s.ctx.checker), req.userName, uam.name);
+  s.loginName = req.userName;
+  // The throttle's delay comes before anything is checked, right or wrong, so a client
+  // learns nothing from a slow answer and gains nothing by hanging up on one.
+  const delay = s.ctx.throttle.delayFor(s.remoteAddress, req.userName);
+  if (delay > 0) await sleep(delay);
+  return step(s, () => uam.start(req.userName, req.authInfo, gatedChecker(s)), uam.name);
 }
 
-async function step(s: AfpSession, run: () => Promise<UamStep>, userName: string | null, uam: string | null): Promise<AfpReply> {
+/** Password checks go through the gate: bounded in number, one per address, none for a closed connection. */
+function gatedChecker(s: AfpSession): PasswordChecker {
+  return { check: (name, password) => s.ctx.gate.run(s.remoteAddress, () => s.conn.isOpen, () => s.ctx.checker.check(name, password)) };
+}
+
+async function step(s: AfpSession, run: () => Promise<UamStep>, uam: string | null): Promise<AfpReply> {
   let out: UamStep;
   try {
     out = await run();
   } catch (err) {
     s.pendingLogin = null;
+    if (err instanceof LoginBusyError) {
+      s.log.warn({ user: s.loginName, reason: err.message }, 'login refused: server busy checking passwords');
+      throw new AfpError(kFPUserNotAuth, err.message);
+    }
     if (!(err instanceof AuthError)) throw err;
-    const failures = s.ctx.throttle.failed(s.remoteAddress);
-    s.log.warn({ user: userName, uam, failures, reason: err.message }, 'login failed');
-    const delay = s.ctx.throttle.delayFor(s.remoteAddress);
-    if (delay > 0) await sleep(delay);
+    s.ctx.throttle.failed(s.remoteAddress, s.loginName);
+    s.log.warn({ user: s.loginName, uam, reason: err.message }, 'login failed');
     throw new AfpError(err.reason === 'bad-params' ? kFPParamErr : kFPUserNotAuth, err.message);
   }
   if (out.kind === 'continue') {
@@ -68,7 +81,7 @@ async function step(s: AfpSession, run: () => Promise<UamStep>, userName: string
   }
   s.pendingLogin = null;
   s.user = out.user;
-  s.ctx.throttle.succeeded(s.remoteAddress);
+  if (!out.user.guest) s.ctx.throttle.succeeded(out.user.name);
   s.log.info({ user: out.user.name, uid: out.user.uid, guest: out.user.guest, version: s.version }, 'login');
   return {};
 }
@@ -121,7 +134,7 @@ export const loginCommands: CommandSpec[] = [
       r.skip(1);
       const next = s.pendingLogin;
       if (!next) throw new AfpError(kFPParamErr, 'FPLoginCont without a login in progress');
-      return step(s, () => next(r.rest()), null, null);
+      return step(s, () => next(r.rest()), null);
     },
   },
   {

@@ -1,3 +1,4 @@
+import { utf8Truncated } from '../../wire/utf8.js';
 import { Writer } from '../../wire/writer.js';
 import { AfpCommand } from '../commands.js';
 import { toAfpDate } from '../dates.js';
@@ -27,7 +28,7 @@ export const serverCommands: CommandSpec[] = [
       w.u8(0);
       let count = 0;
       for (const v of s.ctx.volumes.catalog.visibleTo(s.user!)) {
-        const name = Buffer.from(v.name.normalize('NFD'), 'utf8').subarray(0, 255);
+        const name = utf8Truncated(v.name.normalize('NFD'), 255);
         if (w.length + 2 + name.length > SRVR_PARMS_MAX || count === 255) break;
         w.u8(v.password ? VOL_HAS_PASSWORD : 0).pstring(name);
         count++;

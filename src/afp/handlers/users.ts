@@ -40,6 +40,8 @@ export const userCommands: CommandSpec[] = [
       if (fn < MapId.UserMacRoman || fn > MapId.GroupUtf8) throw new AfpError(kFPParamErr, `FPMapID subfunction ${fn}`);
       const id = r.u32();
       const isUser = fn === MapId.UserMacRoman || fn === MapId.UserUtf8;
+      // A guest may learn its own names but must not walk the user database.
+      if (s.user!.guest && id !== 0 && id !== (isUser ? s.user!.uid : s.user!.gid)) throw new AfpError(kFPItemNotFound, 'guests map only their own IDs');
       // ID 0 maps to the empty name (the Mac asks for it and expects success).
       const name = id === 0 ? '' : isUser ? await s.ctx.users.userName(id) : await s.ctx.users.groupName(id);
       if (name === undefined) throw new AfpError(kFPItemNotFound, `no ${isUser ? 'user' : 'group'} ${id}`);
@@ -65,8 +67,10 @@ export const userCommands: CommandSpec[] = [
       } else {
         throw new AfpError(kFPParamErr, `FPMapName subfunction ${fn}`);
       }
+      if (name.length === 0) throw new AfpError(kFPParamErr, 'empty name');
       if (fn === MapName.UserUuid || fn === MapName.GroupUuid) throw new AfpError(kFPItemNotFound, 'UUIDs are not supported');
       const isUser = fn === MapName.UserUtf8 || fn === MapName.UserMacRoman;
+      if (s.user!.guest && name !== (isUser ? s.user!.name : 'nogroup')) throw new AfpError(kFPItemNotFound, 'guests map only their own names');
       const id = isUser ? await s.ctx.users.uidOf(name) : await s.ctx.users.gidOf(name);
       if (id === undefined) throw new AfpError(kFPItemNotFound, `no ${isUser ? 'user' : 'group'} named ${JSON.stringify(name)}`);
       return { payload: new Writer(4).u32(id).finish() };
