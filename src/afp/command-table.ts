@@ -1,4 +1,5 @@
 import { CommandTable } from './dispatch.js';
+import { accessCommands } from './handlers/access.js';
 import { changeCommands } from './handlers/changes.js';
 import { enumerateCommands } from './handlers/enumerate.js';
 import { fileDirCommands } from './handlers/filedir.js';
@@ -10,5 +11,5 @@ import { xattrCommands } from './handlers/xattrs.js';
 
 /** The one place that lists which AFP commands this server implements. */
 export function buildCommandTable(): CommandTable {
-  return new CommandTable([loginCommands, serverCommands, userCommands, volumeCommands, fileDirCommands, changeCommands, enumerateCommands, xattrCommands]);
+  return new CommandTable([loginCommands, serverCommands, userCommands, volumeCommands, fileDirCommands, changeCommands, enumerateCommands, xattrCommands, accessCommands]);
 }

@@ -205,6 +205,28 @@ export class AfpVolume {
     return data.split('\0').filter((s) => s.length > 0);
   }
 
+  /** FPAccess: resolves when the KAUTH rights in `rights` would be granted. */
+  async access(dirId: number, path: ClientPath, rights: number): Promise<void> {
+    await this.call(this.head(AfpCommand.FPAccess, dirId).u16(0).zeros(16).u32(rights).bytes(encodePath(path)));
+  }
+
+  /** FPGetACL: the echoed bitmap and the number of ACL entries (when the ACL bit was asked). */
+  async getAcl(dirId: number, path: ClientPath, bitmap = 0x07): Promise<{ bitmap: number; entries?: number }> {
+    const r = new Reader(await this.call(this.head(AfpCommand.FPGetACL, dirId).u16(bitmap).u32(1024).bytes(encodePath(path))));
+    const got = r.u16();
+    if (got & 0x01) r.skip(16);
+    if (got & 0x02) r.skip(16);
+    return got & 0x04 ? { bitmap: got, entries: r.u32() } : { bitmap: got };
+  }
+
+  /** FPSetACL with only an ACL of `aces` zero-filled entries (or the given bitmap bits). */
+  async setAcl(dirId: number, path: ClientPath, bitmap: number, aces = 0): Promise<void> {
+    const w = this.head(AfpCommand.FPSetACL, dirId).u16(bitmap).bytes(encodePath(path));
+    if (bitmap & 0x01) w.alignEven().zeros(16);
+    if (bitmap & 0x04) w.alignEven().u32(aces).u32(0).zeros(24 * aces);
+    await this.call(w);
+  }
+
   async close(): Promise<void> {
     await this.client.call(new Writer(4).u8(AfpCommand.FPCloseVol).u8(0).u16(this.id).finish());
   }
