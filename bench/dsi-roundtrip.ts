@@ -3,55 +3,14 @@
  * ping-pong that moves the same bytes in the same pattern, measured in the same run.
  * Also the cost of one login per UAM. Run: npm run bench -- roundtrip
  */
-import { createServer, connect, type AddressInfo } from 'node:net';
 import { AfpClient } from '../src/client/afp-client.js';
 import { AfpCommand } from '../src/afp/commands.js';
 import { DSI_HEADER_SIZE } from '../src/dsi/header.js';
 import { Writer } from '../src/wire/writer.js';
 import { startTestGateway } from '../test/helpers/gateway.js';
+import { rawPingPong } from './lib/raw-tcp.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
-
-async function rawPingPong(reqBytes: number, replyBytes: number): Promise<number> {
-  const reply = Buffer.alloc(replyBytes, 1);
-  const server = createServer((s) => {
-    s.setNoDelay(true);
-    let pending = 0;
-    s.on('data', (d: Buffer) => {
-      pending += d.length;
-      while (pending >= reqBytes) {
-        pending -= reqBytes;
-        s.write(reply);
-      }
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as AddressInfo).port;
-  const sock = connect({ host: '127.0.0.1', port });
-  sock.setNoDelay(true);
-  await new Promise((r) => sock.once('connect', r));
-  const req = Buffer.alloc(reqBytes, 2);
-  let got = 0;
-  let count = 0;
-  const end = Date.now() + SECONDS * 1000;
-  const started = process.hrtime.bigint();
-  await new Promise<void>((resolve) => {
-    sock.on('data', (d: Buffer) => {
-      got += d.length;
-      while (got >= replyBytes) {
-        got -= replyBytes;
-        count++;
-        if (Date.now() >= end) return resolve();
-        sock.write(req);
-      }
-    });
-    sock.write(req);
-  });
-  const secs = Number(process.hrtime.bigint() - started) / 1e9;
-  sock.destroy();
-  server.close();
-  return count / secs;
-}
 
 async function afpRoundTrips(c: AfpClient): Promise<number> {
   const req = new Writer(8).u8(AfpCommand.FPGetUserInfo).u8(1).u32(0).u16(3).finish();
@@ -85,7 +44,7 @@ try {
   await afpRoundTrips(c); // warm-up
   const afp = await afpRoundTrips(c);
   // Same sizes on the wire: the 8-byte FPGetUserInfo request and its 10-byte reply, each behind a DSI header.
-  const raw = await rawPingPong(DSI_HEADER_SIZE + 8, DSI_HEADER_SIZE + 10);
+  const raw = await rawPingPong(DSI_HEADER_SIZE + 8, DSI_HEADER_SIZE + 10, SECONDS);
   await c.close();
   console.log(`round trips (one client, one outstanding request, ${SECONDS}s each):`);
   console.log(`  raw loopback TCP ping-pong   ${raw.toFixed(0).padStart(8)} /s`);

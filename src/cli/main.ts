@@ -1,6 +1,7 @@
 import { ConfigError } from '../config/errors.js';
 import { VERSION } from '../gateway.js';
 import { parseCli } from './options.js';
+import { ls } from './ls.js';
 import { probe } from './probe.js';
 import { serve } from './serve.js';
 import { user } from './user.js';
@@ -18,10 +19,12 @@ commands:
                             manage users (password read from the terminal, or stdin)
   probe HOST[:PORT]         show what an AFP server says about itself
       --user NAME [--uam U] also log in and list the volumes
+  ls HOST[:PORT] VOLUME[/PATH] --user NAME [--json]
+                            list a directory of a volume over AFP, like ls -l
   version                   print the version
 `;
 
-const commands: Record<string, (o: ReturnType<typeof parseCli>) => Promise<number>> = { serve, user, probe };
+const commands: Record<string, (o: ReturnType<typeof parseCli>) => Promise<number>> = { serve, user, probe, ls };
 
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;

@@ -205,6 +205,10 @@ export class AfpVolume {
     return data.split('\0').filter((s) => s.length > 0);
   }
 
+  async syncDir(dirId: number): Promise<void> {
+    await this.client.call(new Writer(8).u8(AfpCommand.FPSyncDir).u8(0).u16(this.id).u32(dirId).finish());
+  }
+
   /** FPAccess: resolves when the KAUTH rights in `rights` would be granted. */
   async access(dirId: number, path: ClientPath, rights: number): Promise<void> {
     await this.call(this.head(AfpCommand.FPAccess, dirId).u16(0).zeros(16).u32(rights).bytes(encodePath(path)));

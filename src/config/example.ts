@@ -51,6 +51,13 @@ metadata:
   backend: embedded
   # Default: <dataDir>/meta
   # path: ./afp-data/meta
+  # periodic: changes are committed at once and reach the disk every syncIntervalMs and at
+  # every sync a Mac asks for (FPSyncDir/FPSyncFork). An OS crash or power cut can lose the
+  # changes since the last sync, and LMDB warns it can then damage the database, so keep the
+  # box on a UPS or use Redis for important deployments. commit: every change waits for the
+  # disk (about 1,400 changes/s instead of about 5,000).
+  sync: periodic
+  syncIntervalMs: 1000
 
   # For a branch box or a redundant pair, use Redis instead. Give exactly one of url or sentinels.
   # backend: redis

@@ -49,20 +49,48 @@ const NODE_RANGE = { start: 'node:', end: 'node;' };
 
 type Value = UserRecord | NodeLease | ServerIdentity | string | number;
 
+/** When the embedded store's commits reach the disk. */
+export type EmbeddedSyncMode = 'periodic' | 'commit';
+
 export class EmbeddedMetaStore implements MetaStore {
   readonly kind = 'embedded' as const;
   private closed?: Promise<void>;
   private readonly namespaces = new Map<string, NamespaceStore>();
 
-  private constructor(private readonly db: RootDatabase<Value, string>) {}
+  private syncTimer: NodeJS.Timeout | null = null;
 
-  /** Opens (creating if needed) the store kept in the directory `path`. */
-  static async open(path: string): Promise<EmbeddedMetaStore> {
+  private constructor(private readonly db: RootDatabase<Value, string>, private readonly mode: EmbeddedSyncMode) {}
+
+  /**
+   * Opens (creating if needed) the store kept in the directory `path`.
+   *
+   * `periodic` (the default) commits without waiting for the disk, syncs every
+   * `intervalMs`, and syncs on demand at the durable points: one client's namespace changes
+   * run at ~5,000/s instead of ~1,400/s (one fsync per commit; bench/namespace). Its cost:
+   * an OS crash or power loss can lose up to an interval of unsynced changes, and LMDB warns
+   * that such a crash between syncs can also damage the file. `commit` syncs every commit.
+   */
+  static async open(path: string, opts: { sync?: EmbeddedSyncMode; intervalMs?: number } = {}): Promise<EmbeddedMetaStore> {
     await mkdir(path, { recursive: true });
+    const mode = opts.sync ?? 'periodic';
     // noSubdir: false because lmdb would otherwise take a path with a dot in its last
     // component ("meta.db") for a file name, and we have just made it a directory.
-    const db = open<Value, string>({ path, noSubdir: false, encoding: 'msgpack' });
-    return new EmbeddedMetaStore(db);
+    const db = open<Value, string>({ path, noSubdir: false, encoding: 'msgpack', noSync: mode === 'periodic' });
+    const store = new EmbeddedMetaStore(db, mode);
+    if (mode === 'periodic') {
+      store.syncTimer = setInterval(() => {
+        store.sync().catch(() => undefined); // a failed background sync is retried next tick; sync points report their own
+      }, opts.intervalMs ?? 1000);
+      store.syncTimer.unref();
+    }
+    return store;
+  }
+
+  sync(): Promise<void> {
+    if (this.mode === 'commit') return this.db.flushed.then(() => undefined);
+    // lmdb-js has env sync (mdb_env_sync, forced) at runtime but leaves it out of its types.
+    const env = this.db as unknown as { sync(cb: (err?: Error) => void): void };
+    return new Promise((resolve, reject) => env.sync((err) => (err ? reject(err) : resolve())));
   }
 
   async getUser(name: string): Promise<UserRecord | undefined> {
@@ -193,7 +221,8 @@ export class EmbeddedMetaStore implements MetaStore {
   }
 
   close(): Promise<void> {
-    this.closed ??= this.db.close();
+    if (this.syncTimer) clearInterval(this.syncTimer);
+    this.closed ??= this.sync().then(() => this.db.close());
     return this.closed;
   }
 

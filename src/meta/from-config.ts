@@ -4,12 +4,14 @@ import { openMetaStore } from './open.js';
 
 /** Opens the metadata backend a gateway config names. */
 export function openMetaStoreFromConfig(cfg: MetadataConfig): Promise<MetaStore> {
-  if (cfg.backend === 'embedded') return openMetaStore({ backend: 'embedded', path: cfg.path });
+  if (cfg.backend === 'embedded') return openMetaStore({ backend: 'embedded', path: cfg.path, sync: cfg.sync, syncIntervalMs: cfg.syncIntervalMs });
   return openMetaStore({
     backend: 'redis',
     ...(cfg.url !== undefined ? { url: cfg.url } : {}),
     ...(cfg.sentinels !== undefined ? { sentinels: cfg.sentinels, sentinelName: cfg.sentinelName } : {}),
     ...(cfg.password !== undefined ? { password: cfg.password } : {}),
     keyPrefix: cfg.keyPrefix,
+    waitReplicas: cfg.waitReplicas,
+    waitTimeoutMs: cfg.waitTimeoutMs,
   });
 }

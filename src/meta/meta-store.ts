@@ -88,6 +88,14 @@ export interface MetaStore {
    */
   namespace(volumeKey: string, opts: NamespaceOptions): NamespaceStore;
 
+  /**
+   * Makes every change committed so far durable. Ordinary changes are committed (visible,
+   * safe from a gateway crash) but not necessarily on disk; FPSyncDir and FPSyncFork wait on
+   * this. Embedded: LMDB's data reaches the disk. Redis: the configured number of replicas
+   * acknowledge the writes (WAIT); Redis's own persistence is its configuration's business.
+   */
+  sync(): Promise<void>;
+
   close(): Promise<void>;
 }
 

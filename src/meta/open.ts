@@ -1,14 +1,14 @@
 /** The one place that turns configuration into a metadata backend. */
-import { EmbeddedMetaStore } from './embedded-store.js';
+import { EmbeddedMetaStore, type EmbeddedSyncMode } from './embedded-store.js';
 import type { MetaStore } from './meta-store.js';
 import { RedisMetaStore, type RedisOptions } from './redis-store.js';
 
-export type MetaStoreConfig = { backend: 'embedded'; path: string } | ({ backend: 'redis' } & RedisOptions);
+export type MetaStoreConfig = { backend: 'embedded'; path: string; sync?: EmbeddedSyncMode; syncIntervalMs?: number } | ({ backend: 'redis' } & RedisOptions);
 
 export async function openMetaStore(cfg: MetaStoreConfig): Promise<MetaStore> {
   switch (cfg.backend) {
     case 'embedded':
-      return EmbeddedMetaStore.open(cfg.path);
+      return EmbeddedMetaStore.open(cfg.path, { ...(cfg.sync ? { sync: cfg.sync } : {}), ...(cfg.syncIntervalMs ? { intervalMs: cfg.syncIntervalMs } : {}) });
     case 'redis':
       return RedisMetaStore.connect(cfg);
   }

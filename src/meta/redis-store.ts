@@ -51,6 +51,9 @@ export interface RedisOptions {
   keyPrefix?: string;
   /** How long `connect` waits for a ready connection; default 5000. */
   connectTimeoutMs?: number;
+  /** Replicas that must acknowledge writes before a sync point returns (WAIT); default 0. */
+  waitReplicas?: number;
+  waitTimeoutMs?: number;
 }
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
@@ -157,7 +160,7 @@ export class RedisMetaStore implements MetaStore {
   private closed?: Promise<void>;
   private readonly namespaces = new Map<string, NamespaceStore>();
 
-  private constructor(private readonly redis: ScriptedRedis, private readonly prefix: string) {
+  private constructor(private readonly redis: ScriptedRedis, private readonly prefix: string, private readonly opts: RedisOptions) {
     this.k = keys(prefix);
   }
 
@@ -213,7 +216,7 @@ export class RedisMetaStore implements MetaStore {
     } finally {
       clearTimeout(timer);
     }
-    return new RedisMetaStore(redis as ScriptedRedis, prefix);
+    return new RedisMetaStore(redis as ScriptedRedis, prefix, opts);
   }
 
   async getUser(name: string): Promise<UserRecord | undefined> {
@@ -319,6 +322,14 @@ export class RedisMetaStore implements MetaStore {
       this.namespaces.set(volumeKey, ns);
     }
     return ns;
+  }
+
+  /** A sync point: with replicas configured, WAIT until enough of them have every write. */
+  async sync(): Promise<void> {
+    const want = this.opts.waitReplicas ?? 0;
+    if (want === 0) return;
+    const got = await this.call(() => this.redis.wait(want, this.opts.waitTimeoutMs ?? 1000));
+    if (got < want) throw new MetaUnavailableError(`only ${got} of ${want} Redis replicas acknowledged within ${this.opts.waitTimeoutMs ?? 1000} ms`);
   }
 
   close(): Promise<void> {

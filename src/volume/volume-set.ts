@@ -15,7 +15,7 @@ export class VolumeSet {
     let wireId = 1;
     for (const def of catalog.all()) {
       const fold = folder(def.caseSensitive);
-      byId.set(wireId, await Volume.open(def, wireId, meta.namespace(volumeKey(def), { fold }), fold));
+      byId.set(wireId, await Volume.open(def, wireId, meta.namespace(volumeKey(def), { fold }), fold, () => meta.sync()));
       wireId++;
     }
     return new VolumeSet(catalog, byId);

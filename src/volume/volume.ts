@@ -73,12 +73,24 @@ export class Volume {
     readonly ns: NamespaceStore,
     readonly createdAt: number,
     private readonly fold: (n: string) => string,
+    private readonly durable: () => Promise<void>,
     private readonly now: () => number,
   ) {}
 
-  static async open(def: VolumeDef, wireId: number, ns: NamespaceStore, fold: (n: string) => string, now: () => number = Date.now): Promise<Volume> {
+  /** `durable` makes every committed metadata change durable (the store's sync point). */
+  static async open(def: VolumeDef, wireId: number, ns: NamespaceStore, fold: (n: string) => string, durable: () => Promise<void>, now: () => number = Date.now): Promise<Volume> {
     const root = await ns.init(def.name, { uid: 0, gid: 0, mode: ROOT_MODE });
-    return new Volume(def, wireId, ns, root.createdAt, fold, now);
+    return new Volume(def, wireId, ns, root.createdAt, fold, durable, now);
+  }
+
+  /**
+   * FPSyncDir: every namespace change in `dir` is durable once this resolves. Changes are
+   * written through to the store as they happen, so what remains is the store's sync.
+   * (Forks with dirty data join this when the data path exists.)
+   */
+  async syncDir(dir: NodeRecord): Promise<void> {
+    if (dir.kind !== 'dir') throw new FsError('ENOTDIR', `${dir.name} is a file`);
+    await this.durable();
   }
 
   get name(): string {

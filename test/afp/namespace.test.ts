@@ -221,6 +221,20 @@ for (const backend of BACKENDS) {
       await c.close();
     });
 
+    test('FPSyncDir makes the directory durable; files and unknown IDs are refused', async (t) => {
+      const g = gw();
+      if (!g) return t.skip(SKIP_REASON);
+      const { c, v } = await session(g);
+      const d = await v.createDir(ROOT, 'synced');
+      await v.createFile(d, 'f');
+      await v.syncDir(d);
+      await v.syncDir(ROOT);
+      const f = (await v.getFileDirParms(d, 'f')).params.nodeId!;
+      assert.equal(await code(v.syncDir(f)), kFPObjectTypeErr);
+      assert.equal(await code(v.syncDir(424_242)), kFPObjectNotFound);
+      await c.close();
+    });
+
     test('delete: non-empty directories, the root, and what is left', async (t) => {
       const g = gw();
       if (!g) return t.skip(SKIP_REASON);

@@ -82,6 +82,26 @@ describe('the afp-gateway command', () => {
     assert.match(bad.stderr, /kFPUserNotAuth/);
   });
 
+  test('ls lists a volume path over AFP', async () => {
+    const c = await AfpClient.connect('127.0.0.1', port);
+    await c.login({ user: 'carol', password: 'second-password' });
+    const v = await c.openVolume('TimeMachine');
+    const dir = await v.createDir(2, 'Mac.sparsebundle');
+    await v.createFile(dir, 'Info.plist');
+    await v.createDir(dir, 'bands');
+    await c.close();
+    const r = await runCli(['ls', `127.0.0.1:${port}`, 'TimeMachine/Mac.sparsebundle', '--user', 'carol'], 'second-password\n');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^-rw-r--r-- +\d+ +0 .* Info\.plist$/m);
+    assert.match(r.stdout, /^drwxr-xr-x +\d+ +0 items .* bands\/$/m);
+    assert.match(r.stdout, /2 entries/);
+    const j = await runCli(['ls', `127.0.0.1:${port}`, 'TimeMachine', '--user', 'carol', '--json'], 'second-password\n');
+    assert.deepEqual(JSON.parse(j.stdout).map((e: { name: string }) => e.name), ['Mac.sparsebundle']);
+    const missing = await runCli(['ls', `127.0.0.1:${port}`, 'TimeMachine/nope', '--user', 'carol'], 'second-password\n');
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /kFPDirNotFound/);
+  });
+
   test('SIGTERM stops the server cleanly', async () => {
     server.kill('SIGTERM');
     const [code] = (await once(server, 'exit')) as [number | null];

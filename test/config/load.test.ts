@@ -16,7 +16,7 @@ test('no file and no env: the embedded default', async () => {
     dataDir: '/srv/try-out/afp-data',
     listen: { host: '0.0.0.0', port: 548, fallbackPort: 10548 },
     volumes: [{ name: 'TimeMachine', timeMachine: true, sizeLimit: null, users: [], blockSize: 4 * MiB, allowGuest: false, caseSensitive: false }],
-    metadata: { backend: 'embedded', path: '/srv/try-out/afp-data/meta' },
+    metadata: { backend: 'embedded', path: '/srv/try-out/afp-data/meta', sync: 'periodic', syncIntervalMs: 1000 },
     objects: { backend: 'fs', path: '/srv/try-out/afp-data/objects' },
     cache: { dir: '/srv/try-out/afp-data/cache', size: 10 * GiB, dirtyLimit: 2 * GiB, uploadConcurrency: 8 },
     auth: {

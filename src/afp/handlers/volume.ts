@@ -6,7 +6,8 @@ import { fromAfpDate, AFP_DATE_NEVER } from '../dates.js';
 import type { CommandSpec } from '../dispatch.js';
 import { AfpError } from '../errors.js';
 import { checkBitmap, encodeBlock, volumeFields, type VolumeContext } from '../params.js';
-import { kFPAccessDenied, kFPBitmapErr, kFPObjectNotFound } from '../result-codes.js';
+import { kFPAccessDenied, kFPBitmapErr, kFPObjectNotFound, kFPObjectTypeErr } from '../result-codes.js';
+import { withCodes } from '../fs-errors.js';
 import type { AfpSession } from '../session.js';
 
 /** Volume attribute bits (FPGetVolParms). */
@@ -121,6 +122,16 @@ export const volumeCommands: CommandSpec[] = [
       const d = r.i32();
       const root = await v.node(ROOT_ID);
       await v.setParams(s.user!, root, { backupAt: d === AFP_DATE_NEVER ? null : fromAfpDate(d) });
+      return {};
+    },
+  },
+  {
+    code: AfpCommand.FPSyncDir,
+    async handle(s, r) {
+      r.skip(1);
+      const v = parseVolId(s, r);
+      const dir = await withCodes({ ENOTDIR: kFPObjectTypeErr }, () => v.node(r.u32()));
+      await withCodes({ ENOTDIR: kFPObjectTypeErr }, () => v.syncDir(dir));
       return {};
     },
   },
