@@ -1,5 +1,5 @@
-import type { NodePatch, NodeRecord } from '../meta/namespace.js';
-import { PARENT_OF_ROOT, ROOT_ID } from '../meta/namespace.js';
+import type { NodePatch, NodeRecord } from '../volume/node.js';
+import { PARENT_OF_ROOT, ROOT_ID } from '../volume/node.js';
 import { accessRights, type Principal } from '../volume/permissions.js';
 import type { Volume } from '../volume/volume.js';
 import { Reader } from '../wire/reader.js';

@@ -10,6 +10,7 @@ import {
   type XattrMode,
 } from '../meta/namespace.js';
 import type { VolumeDef } from './catalog.js';
+import type { KeyValueArea } from './node.js';
 import { FsError, type FsFailure } from './errors.js';
 import { checkName } from './names.js';
 import { mayUnlink, rightsOf, type Principal } from './permissions.js';
@@ -70,7 +71,7 @@ export class Volume {
     readonly def: VolumeDef,
     /** The volume ID on the wire (FPOpenVol), stable per configuration. */
     readonly wireId: number,
-    readonly ns: NamespaceStore,
+    private readonly ns: NamespaceStore,
     readonly createdAt: number,
     private readonly fold: (n: string) => string,
     private readonly durable: () => Promise<void>,
@@ -97,9 +98,24 @@ export class Volume {
     return this.def.name;
   }
 
+  /** The volume's key/value area, for front-end data (AFP's desktop database). */
+  get kv(): KeyValueArea {
+    return this.ns;
+  }
+
   /** The lookup key of a name on this volume; children are listed in this key's order. */
   foldName(name: string): string {
     return this.fold(name);
+  }
+
+  /** The node with this ID, or undefined (for callers to whom a vanished object is no error). */
+  async find(id: number): Promise<NodeRecord | undefined> {
+    return id > PARENT_OF_ROOT ? this.ns.get(id) : undefined;
+  }
+
+  /** Bytes used by all forks on the volume: what FPGetVolParms reports as used space. */
+  async usedBytes(): Promise<number> {
+    return (await this.ns.stats()).bytes;
   }
 
   async node(id: number): Promise<NodeRecord> {

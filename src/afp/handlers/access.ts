@@ -1,4 +1,4 @@
-import { ROOT_ID } from '../../meta/namespace.js';
+import { ROOT_ID } from '../../volume/node.js';
 import { mayUnlink, rightsOf } from '../../volume/permissions.js';
 import { Writer } from '../../wire/writer.js';
 import { AfpCommand } from '../commands.js';

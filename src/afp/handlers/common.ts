@@ -1,4 +1,4 @@
-import type { NodeRecord } from '../../meta/namespace.js';
+import type { NodeRecord } from '../../volume/node.js';
 import type { Volume } from '../../volume/volume.js';
 import type { Reader } from '../../wire/reader.js';
 import type { NodeContext } from '../params.js';

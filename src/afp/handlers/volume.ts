@@ -1,4 +1,4 @@
-import { ROOT_ID } from '../../meta/namespace.js';
+import { ROOT_ID } from '../../volume/node.js';
 import type { Volume } from '../../volume/volume.js';
 import { Writer } from '../../wire/writer.js';
 import { AfpCommand } from '../commands.js';
@@ -51,7 +51,7 @@ export const DEFAULT_CAPACITY = 8 * 2 ** 40;
 async function volumeContext(v: Volume): Promise<VolumeContext> {
   const root = await v.node(ROOT_ID);
   const total = v.def.sizeLimit ?? DEFAULT_CAPACITY;
-  const used = (await v.ns.stats()).bytes;
+  const used = await v.usedBytes();
   return { volume: v, attributes: volumeAttributes(v), modifiedAt: root.modifiedAt, backupAt: root.backupAt, totalBytes: total, freeBytes: Math.max(0, total - used) };
 }
 

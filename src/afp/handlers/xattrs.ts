@@ -1,4 +1,4 @@
-import type { XattrMode } from '../../meta/namespace.js';
+import type { XattrMode } from '../../volume/node.js';
 import type { Reader } from '../../wire/reader.js';
 import { Writer } from '../../wire/writer.js';
 import { AfpCommand } from '../commands.js';
