@@ -1,6 +1,8 @@
 import { CommandTable } from './dispatch.js';
 import { accessCommands } from './handlers/access.js';
+import { catSearchCommands } from './handlers/catsearch.js';
 import { changeCommands } from './handlers/changes.js';
+import { desktopCommands } from './handlers/desktop.js';
 import { enumerateCommands } from './handlers/enumerate.js';
 import { fileDirCommands } from './handlers/filedir.js';
 import { loginCommands } from './handlers/login.js';
@@ -11,5 +13,5 @@ import { xattrCommands } from './handlers/xattrs.js';
 
 /** The one place that lists which AFP commands this server implements. */
 export function buildCommandTable(): CommandTable {
-  return new CommandTable([loginCommands, serverCommands, userCommands, volumeCommands, fileDirCommands, changeCommands, enumerateCommands, xattrCommands, accessCommands]);
+  return new CommandTable([loginCommands, serverCommands, userCommands, volumeCommands, fileDirCommands, changeCommands, enumerateCommands, catSearchCommands, xattrCommands, accessCommands, desktopCommands]);
 }
