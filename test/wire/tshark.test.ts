@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AfpClient } from '../../src/client/afp-client.js';
 import { ROOT } from '../../src/client/afp-volume.js';
+import { catSearch, catSearchAll } from '../../src/client/afp-catsearch.js';
 import { AfpCommand } from '../../src/afp/commands.js';
 import { startTestGateway } from '../helpers/gateway.js';
 
@@ -76,6 +77,8 @@ test('Wireshark dissects a whole session without malformed packets', async (t) =
         await v.resolveId((await v.getFileDirParms(ROOT, 'moved')).params.nodeId!);
         await v.delete(ROOT, 'moved');
         await v.syncDir(d);
+        await catSearchAll(v, { utf8Name: 'band' });
+        await catSearch(v, { longName: 'band', modifiedAt: [0, Date.now() + 60_000] }, { variant: 'legacy', fileBitmap: 0x0042, dirBitmap: 0x0042 });
         await v.close();
       }
       await c.logout();
@@ -128,6 +131,8 @@ test('Wireshark dissects a whole session without malformed packets', async (t) =
       /Command: FPMoveAndRename \(23\)/,
       /Command: FPResolveID \(41\)/,
       /Command: FPSyncDir \(78\)/,
+      /Command: FPCatSearchExt \(67\)/,
+      /Command: FPCatSearch \(43\)/,
     ]) {
       assert.match(text, expected);
     }
