@@ -2,9 +2,9 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AfpClient } from '../../src/client/afp-client.js';
 import { ROOT } from '../../src/client/afp-volume.js';
-import { AfpError } from '../../src/afp/errors.js';
 import { kFPAccessDenied, kFPBitmapErr, kFPObjectNotFound } from '../../src/afp/result-codes.js';
 import { startTestGateway } from '../helpers/gateway.js';
+import { resultCode as code } from '../helpers/afp.js';
 
 const ALICE = { name: 'alice', password: 'alice-pw' };
 const BOB = { name: 'bob', password: 'bob-pw' };
@@ -15,15 +15,6 @@ const DELETE = 1 << 4;
 const WRITE_SECURITY = 1 << 12;
 const TAKE_OWNERSHIP = 1 << 13;
 
-async function code(p: Promise<unknown>): Promise<number> {
-  try {
-    await p;
-    return 0;
-  } catch (e) {
-    if (e instanceof AfpError) return e.code;
-    throw e;
-  }
-}
 
 describe('FPAccess, FPGetACL and FPSetACL on a server without ACLs', () => {
   test('rights follow Unix permissions; ACLs are empty and cannot be stored', async () => {

@@ -4,11 +4,11 @@ import { AfpClient } from '../../src/client/afp-client.js';
 import { ROOT, type AfpVolume, type Entry } from '../../src/client/afp-volume.js';
 import { buildCatSearch, buildSpecs, catSearch, catSearchAll, type CatSearchPage, type CatSearchQuery } from '../../src/client/afp-catsearch.js';
 import { catSearchLimits } from '../../src/afp/handlers/catsearch.js';
-import { AfpError } from '../../src/afp/errors.js';
 import { SET_CLEAR } from '../../src/afp/params.js';
 import { kFPBitmapErr, kFPCatalogChanged, kFPEOFErr, kFPNoErr, kFPParamErr } from '../../src/afp/result-codes.js';
 import { BACKENDS, gatewayFor, SKIP_REASON } from '../helpers/backends.js';
 import type { TestGateway } from '../helpers/gateway.js';
+import { resultCode as code } from '../helpers/afp.js';
 
 const ALICE = { name: 'alice', password: 'alice-pw' };
 const BOB = { name: 'bob', password: 'bob-pw' };
@@ -39,15 +39,6 @@ interface Tree {
   ids: Map<string, number>;
 }
 
-async function code(p: Promise<unknown>): Promise<number> {
-  try {
-    await p;
-    return 0;
-  } catch (e) {
-    if (e instanceof AfpError) return e.code;
-    throw e;
-  }
-}
 
 async function session(g: TestGateway, who = ALICE): Promise<{ c: AfpClient; v: AfpVolume }> {
   const c = await AfpClient.connect(g.host, g.port);

@@ -5,7 +5,6 @@ import { AfpClient } from '../../src/client/afp-client.js';
 import { AfpDesktop } from '../../src/client/afp-desktop.js';
 import { encodePath, ROOT, type AfpVolume } from '../../src/client/afp-volume.js';
 import { AfpCommand } from '../../src/afp/commands.js';
-import { AfpError } from '../../src/afp/errors.js';
 import {
   kFPAccessDenied,
   kFPBitmapErr,
@@ -19,19 +18,11 @@ import {
 import { Writer } from '../../src/wire/writer.js';
 import { BACKENDS, gatewayFor, SKIP_REASON } from '../helpers/backends.js';
 import type { TestGateway } from '../helpers/gateway.js';
+import { resultCode as code } from '../helpers/afp.js';
 
 const ALICE = { name: 'alice', password: 'alice-pw' };
 const BOB = { name: 'bob', password: 'bob-pw' };
 
-async function code(p: Promise<unknown>): Promise<number> {
-  try {
-    await p;
-    return 0;
-  } catch (e) {
-    if (e instanceof AfpError) return e.code;
-    throw e;
-  }
-}
 
 async function session(g: TestGateway, who = ALICE, volume = 'TimeMachine'): Promise<{ c: AfpClient; v: AfpVolume; dt: AfpDesktop }> {
   const c = await AfpClient.connect(g.host, g.port);

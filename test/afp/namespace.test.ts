@@ -2,7 +2,6 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AfpClient } from '../../src/client/afp-client.js';
 import { AfpVolume, ROOT } from '../../src/client/afp-volume.js';
-import { AfpError } from '../../src/afp/errors.js';
 import { AfpCommand } from '../../src/afp/commands.js';
 import { SET_CLEAR } from '../../src/afp/params.js';
 import {
@@ -25,19 +24,11 @@ import {
 import { Writer } from '../../src/wire/writer.js';
 import { BACKENDS, gatewayFor, SKIP_REASON } from '../helpers/backends.js';
 import type { TestGateway } from '../helpers/gateway.js';
+import { resultCode as code } from '../helpers/afp.js';
 
 const ALICE = { name: 'alice', password: 'alice-pw' };
 const BOB = { name: 'bob', password: 'bob-pw' };
 
-async function code(p: Promise<unknown>): Promise<number> {
-  try {
-    await p;
-    return 0;
-  } catch (e) {
-    if (e instanceof AfpError) return e.code;
-    throw e;
-  }
-}
 
 async function session(g: TestGateway, who = ALICE, version?: string): Promise<{ c: AfpClient; v: AfpVolume }> {
   const c = await AfpClient.connect(g.host, g.port);

@@ -5,12 +5,12 @@ import { open as openLmdb } from 'lmdb';
 import { Redis } from 'ioredis';
 import { AfpClient } from '../../src/client/afp-client.js';
 import { ROOT, type AfpVolume } from '../../src/client/afp-volume.js';
-import { AfpError } from '../../src/afp/errors.js';
 import { SET_CLEAR } from '../../src/afp/params.js';
 import { kFPDirNotEmpty, kFPObjectExists, kFPObjectNotFound } from '../../src/afp/result-codes.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { redisAvailable, startRedis, type RedisServer } from '../helpers/redis-server.js';
 import { BACKENDS, type Backend } from '../helpers/backends.js';
+import { resultCode as code } from '../helpers/afp.js';
 
 const USER = { name: 'treeuser', password: 'tree-pw' };
 
@@ -84,15 +84,6 @@ async function pipelined<T>(tasks: (() => Promise<T>)[], n = 16): Promise<T[]> {
   return out;
 }
 
-async function code(p: Promise<unknown>): Promise<number> {
-  try {
-    await p;
-    return 0;
-  } catch (e) {
-    if (e instanceof AfpError) return e.code;
-    throw e;
-  }
-}
 
 /** Walks the whole volume through the client: path → { id, isDir }. */
 async function walk(v: AfpVolume, dirId = ROOT, prefix = ''): Promise<Map<string, { id: number; isDir: boolean; offspring?: number }>> {
