@@ -214,7 +214,7 @@ export class EmbeddedMetaStore implements MetaStore {
     let ns = this.namespaces.get(volumeKey);
     if (!ns) {
       // The namespace keeps its own records under `ns:` keys in the same database.
-      ns = new EmbeddedNamespace(this.db as unknown as Database<unknown, string>, volumeKey, opts);
+      ns = new EmbeddedNamespace(this.db as unknown as Database<unknown, string>, volumeKey, opts, this.mode === 'periodic');
       this.namespaces.set(volumeKey, ns);
     }
     return ns;

@@ -10,27 +10,31 @@ import type { MetaStore } from '../../src/meta/meta-store.js';
 import { ROOT_ID } from '../../src/meta/namespace.js';
 import { FOLD, namespaceContract } from './namespace-contract.js';
 
-namespaceContract(
-  'EmbeddedNamespace',
-  async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'afpgw-ns-lmdb-'));
-    const opened: MetaStore[] = [];
-    const openAt = async () => {
-      const s = await EmbeddedMetaStore.open(join(dir, 'meta'));
-      opened.push(s);
-      return s;
-    };
-    return {
-      store: await openAt(),
-      reopen: openAt,
-      async cleanup() {
-        for (const s of opened) await s.close();
-        await rm(dir, { recursive: true, force: true });
-      },
-    };
-  },
-  { bigDirectory: 100_000 },
-);
+// Both commit modes: periodic runs each change as a synchronous LMDB transaction, commit
+// as an asynchronous, batched one; the contract must hold either way.
+for (const [mode, bigDirectory] of [['periodic', 100_000], ['commit', 5_000]] as const) {
+  namespaceContract(
+    `EmbeddedNamespace (metadata.sync: ${mode})`,
+    async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'afpgw-ns-lmdb-'));
+      const opened: MetaStore[] = [];
+      const openAt = async () => {
+        const s = await EmbeddedMetaStore.open(join(dir, 'meta'), { sync: mode });
+        opened.push(s);
+        return s;
+      };
+      return {
+        store: await openAt(),
+        reopen: openAt,
+        async cleanup() {
+          for (const s of opened) await s.close();
+          await rm(dir, { recursive: true, force: true });
+        },
+      };
+    },
+    { bigDirectory },
+  );
+}
 
 it('EmbeddedNamespace keeps every key under its volume prefix and leaves none behind', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'afpgw-ns-lmdb-'));
