@@ -138,11 +138,15 @@ export class Volume {
     return { cur, rest: steps };
   }
 
-  /** The object a path names; ENOENT when any step is missing, ENOTDIR when a step is a file. */
-  async resolve(dirId: number, steps: readonly Step[]): Promise<NodeRecord> {
+  /**
+   * The object a path names, as `who` may reach it: ENOENT when any step is missing,
+   * ENOTDIR when a step is a file, EACCES when a directory on the way may not be searched.
+   */
+  async resolve(who: Principal, dirId: number, steps: readonly Step[]): Promise<NodeRecord> {
     let { cur, rest } = await this.start(dirId, steps);
     for (const s of rest) {
       if (cur.kind !== 'dir') throw new FsError('ENOTDIR', `${cur.name} is a file`);
+      if (!rightsOf(who, cur).search) throw new FsError('EACCES', `no search permission in ${cur.name}`);
       if ('up' in s) {
         if (cur.id === ROOT_ID) throw new FsError('ENOENT', 'no parent above the volume root');
         cur = await this.node(cur.parent);
@@ -156,17 +160,17 @@ export class Volume {
   }
 
   /** For creates: the directory all but the last step name, and the last step as the new name. */
-  async resolveNew(dirId: number, steps: readonly Step[]): Promise<{ parent: NodeRecord; name: string }> {
+  async resolveNew(who: Principal, dirId: number, steps: readonly Step[]): Promise<{ parent: NodeRecord; name: string }> {
     const last = steps[steps.length - 1];
     if (!last || !('name' in last)) throw new FsError('EINVAL', 'the path names no new object');
-    const parent = await this.resolve(dirId, steps.slice(0, -1));
+    const parent = await this.resolve(who, dirId, steps.slice(0, -1));
     if (parent.kind !== 'dir') throw new FsError('ENOTDIR', `${parent.name} is a file`);
     checkName(last.name);
     return { parent, name: last.name };
   }
 
-  async resolveDir(dirId: number, steps: readonly Step[]): Promise<NodeRecord> {
-    const d = await this.resolve(dirId, steps);
+  async resolveDir(who: Principal, dirId: number, steps: readonly Step[]): Promise<NodeRecord> {
+    const d = await this.resolve(who, dirId, steps);
     if (d.kind !== 'dir') throw new FsError('ENOTDIR', `${d.name} is a file`);
     return d;
   }
@@ -177,14 +181,14 @@ export class Volume {
   }
 
   async createDir(who: Principal, dirId: number, steps: readonly Step[]): Promise<NodeRecord> {
-    const { parent, name } = await this.resolveNew(dirId, steps);
+    const { parent, name } = await this.resolveNew(who, dirId, steps);
     this.requireWrite(who, parent);
     return fs(() => this.ns.create(parent.id, name, 'dir', { uid: who.uid, gid: who.gid, mode: NEW_DIR_MODE }, this.now()));
   }
 
   /** Soft create fails on an existing name; hard create empties an existing file instead. */
   async createFile(who: Principal, dirId: number, steps: readonly Step[], hard: boolean): Promise<NodeRecord> {
-    const { parent, name } = await this.resolveNew(dirId, steps);
+    const { parent, name } = await this.resolveNew(who, dirId, steps);
     this.requireWrite(who, parent);
     const existing = await this.ns.lookup(parent.id, name);
     if (existing) {
@@ -197,7 +201,7 @@ export class Volume {
   }
 
   async remove(who: Principal, dirId: number, steps: readonly Step[]): Promise<NodeRecord> {
-    const node = await this.resolve(dirId, steps);
+    const node = await this.resolve(who, dirId, steps);
     if (node.id === ROOT_ID) throw new FsError('EROOT', 'the volume root cannot be deleted');
     const parent = await this.node(node.parent);
     if (!mayUnlink(who, parent, node)) throw new FsError('EACCES', `no permission to delete ${node.name}`);
@@ -208,7 +212,7 @@ export class Volume {
 
   /** FPRename: a new name in the same directory. Renaming to the very same name succeeds and changes nothing. */
   async rename(who: Principal, dirId: number, steps: readonly Step[], newName: string): Promise<NodeRecord> {
-    const node = await this.resolve(dirId, steps);
+    const node = await this.resolve(who, dirId, steps);
     if (node.id === ROOT_ID) throw new FsError('EROOT', 'the volume root cannot be renamed');
     if (newName === node.name) return node;
     checkName(newName);

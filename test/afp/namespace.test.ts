@@ -294,6 +294,13 @@ for (const backend of BACKENDS) {
       assert.equal((seen.params.accessRights! >>> 24) & 0x80, 0, 'bob is not the owner');
       await b.v.createFile(ROOT, 'bob-file');
       await b.v.delete(ROOT, 'bob-file');
+      // A directory its owner closed (0700) cannot be passed through by anyone else.
+      await a.v.createFile(priv, 'secret');
+      await a.v.setParms('dir', ROOT, 'alice-dir', 0x8000, { unixPrivs: { uid: 0, gid: 0, mode: 0o040700, accessRights: 0 } });
+      assert.equal(await code(b.v.getFileDirParms(ROOT, ['alice-dir', 'secret'])), kFPAccessDenied);
+      assert.equal(await code(b.v.getXattr(ROOT, ['alice-dir', 'secret'], 'user.x')), kFPAccessDenied);
+      assert.equal(await code(b.v.enumerate(ROOT, 'alice-dir')), kFPAccessDenied);
+      assert.equal((await a.v.getFileDirParms(ROOT, ['alice-dir', 'secret'])).isDir, false, 'the owner still can');
       await a.c.close();
       await b.c.close();
     });

@@ -47,7 +47,7 @@ export const accessCommands: CommandSpec[] = [
       r.u16(); // bitmap: reserved
       r.bytes(16); // UUID
       const want = r.u32();
-      const node = await v.resolve(dirId, readPath(r).steps);
+      const node = await v.resolve(s.user!, dirId, readPath(r).steps);
       const rights = rightsOf(s.user!, node);
       const denied = (need: number, ok: boolean): boolean => (want & need) !== 0 && !ok;
       if (denied(NEEDS_READ, rights.read) || denied(NEEDS_WRITE, rights.write) || denied(NEEDS_SEARCH, rights.search) || denied(NEEDS_OWNER, rights.owner)) {
@@ -69,7 +69,7 @@ export const accessCommands: CommandSpec[] = [
       const bitmap = r.u16();
       const maxReply = r.u32();
       if (bitmap & ~0x1f) throw new AfpError(kFPBitmapErr);
-      await v.resolve(dirId, readPath(r).steps);
+      await v.resolve(s.user!, dirId, readPath(r).steps);
       const w = new Writer(12).u16(bitmap & FileSec.ACL);
       if (bitmap & FileSec.ACL) w.u32(0).u32(0); // ACE count, ACL flags
       if (maxReply !== 0 && w.length > maxReply) throw new AfpError(kFPParamErr, 'MaxReplySize too small');
@@ -84,7 +84,7 @@ export const accessCommands: CommandSpec[] = [
       const { v, dirId } = volAndDir(s, r);
       const bitmap = r.u16();
       if (bitmap & ~0x1f) throw new AfpError(kFPBitmapErr);
-      const node = await v.resolve(dirId, readPath(r).steps);
+      const node = await v.resolve(s.user!, dirId, readPath(r).steps);
       if (!rightsOf(s.user!, node).owner) throw new AfpError(kFPAccessDenied, `only the owner may change the ACL of ${node.name}`);
       if (bitmap & (FileSec.UUID | FileSec.GroupUUID)) throw new AfpError(kFPAccessDenied, 'owner UUIDs cannot be set');
       if (bitmap & FileSec.ACL) {

@@ -65,8 +65,8 @@ export const changeCommands: CommandSpec[] = [
       const srcPath = readPath(r);
       const dstPath = readPath(r);
       const newName = r.remaining > 0 ? readSingleName(r) : null;
-      const node = await v.resolve(srcDir, srcPath.steps);
-      const dst = await v.resolveDir(dstDir, dstPath.steps);
+      const node = await v.resolve(s.user!, srcDir, srcPath.steps);
+      const dst = await v.resolveDir(s.user!, dstDir, dstPath.steps);
       await withCodes({ EROOT: kFPCantMove }, () => v.move(s.user!, node, dst, newName));
       return {};
     },
@@ -76,8 +76,8 @@ export const changeCommands: CommandSpec[] = [
     async handle(s, r) {
       const { v, dirId: srcDir } = volAndDir(s, r);
       const dstDir = r.u32();
-      const a = await v.resolve(srcDir, readPath(r).steps);
-      const b = await v.resolve(dstDir, readPath(r).steps);
+      const a = await v.resolve(s.user!, srcDir, readPath(r).steps);
+      const b = await v.resolve(s.user!, dstDir, readPath(r).steps);
       await v.exchange(s.user!, a, b);
       return {};
     },
@@ -92,8 +92,8 @@ export const changeCommands: CommandSpec[] = [
       const dstDir = r.u32();
       // Copies stay within a volume: file data lives in per-volume objects.
       if (dstVol !== src) throw new AfpError(kFPDiffVolErr, 'FPCopyFile across volumes');
-      const node = await src.resolve(srcDir, readPath(r).steps);
-      const dst = await src.resolveDir(dstDir, readPath(r).steps);
+      const node = await src.resolve(s.user!, srcDir, readPath(r).steps);
+      const dst = await src.resolveDir(s.user!, dstDir, readPath(r).steps);
       const newName = r.remaining > 0 ? readSingleName(r) : null;
       await src.copyFile(s.user!, node, dst, newName);
       return {};
@@ -105,7 +105,7 @@ export const changeCommands: CommandSpec[] = [
     code: AfpCommand.FPCreateID,
     async handle(s, r) {
       const { v, dirId } = volAndDir(s, r);
-      const node = await v.resolve(dirId, readPath(r).steps);
+      const node = await v.resolve(s.user!, dirId, readPath(r).steps);
       if (node.kind !== 'file') throw new AfpError(kFPObjectTypeErr, 'directories have no file ID');
       return { code: kFPIDExists, payload: new Writer(4).u32(node.id).finish() };
     },

@@ -29,7 +29,7 @@
  */
 import { PARENT_OF_ROOT, ROOT_ID, type NodeRecord } from '../../volume/node.js';
 import { FsError } from '../../volume/errors.js';
-import { mayUnlink, rightsOf } from '../../volume/permissions.js';
+import { mayUnlink, rightsOf, type Principal } from '../../volume/permissions.js';
 import type { Volume } from '../../volume/volume.js';
 import type { Reader } from '../../wire/reader.js';
 import { Writer } from '../../wire/writer.js';
@@ -56,9 +56,9 @@ function desktop(s: AfpSession, r: Reader): { v: Volume; db: DesktopDb } {
  * The DirID is checked before the rest is read, so a stale one answers kFPObjectNotFound
  * even when the request stops right after it, as netatalk answers.
  */
-async function startDir(v: Volume, r: Reader): Promise<number> {
+async function startDir(v: Volume, who: Principal, r: Reader): Promise<number> {
   const dirId = r.u32();
-  if (dirId !== PARENT_OF_ROOT) await v.resolveDir(dirId, []);
+  if (dirId !== PARENT_OF_ROOT) await v.resolveDir(who, dirId, []);
   return dirId;
 }
 
@@ -147,10 +147,10 @@ export const desktopCommands: CommandSpec[] = [
     code: AfpCommand.FPAddAPPL,
     async handle(s, r) {
       const { v, db } = desktop(s, r);
-      const dirId = await startDir(v, r);
+      const dirId = await startDir(v, s.user!, r);
       const creator = r.bytes(4);
       const tag = r.u32();
-      const app = await v.resolve(dirId, readPath(r).steps);
+      const app = await v.resolve(s.user!, dirId, readPath(r).steps);
       if (app.kind !== 'file') throw new AfpError(kFPObjectTypeErr, 'an application is a file');
       await requireAnnotate(s, v, app);
       await db.putAppl(creator, app.id, tag);
@@ -161,12 +161,12 @@ export const desktopCommands: CommandSpec[] = [
     code: AfpCommand.FPRemoveAPPL,
     async handle(s, r) {
       const { v, db } = desktop(s, r);
-      const dirId = await startDir(v, r);
+      const dirId = await startDir(v, s.user!, r);
       const creator = r.bytes(4);
       const steps = readPath(r).steps;
       let app: NodeRecord;
       try {
-        app = await v.resolve(dirId, steps);
+        app = await v.resolve(s.user!, dirId, steps);
       } catch (e) {
         if (!(e instanceof FsError && e.reason === 'ENOENT')) throw e;
         // A deleted application can only be named by a path that no longer resolves; its
@@ -208,11 +208,11 @@ export const desktopCommands: CommandSpec[] = [
     code: AfpCommand.FPAddComment,
     async handle(s, r) {
       const { v, db } = desktop(s, r);
-      const dirId = await startDir(v, r);
+      const dirId = await startDir(v, s.user!, r);
       const steps = readPath(r).steps;
       r.alignEven();
       const text = r.bytes(r.u8());
-      const node = await v.resolve(dirId, steps);
+      const node = await v.resolve(s.user!, dirId, steps);
       await requireAnnotate(s, v, node);
       // An empty comment is no comment (netatalk stores it empty and then reports none).
       if (text.length === 0) await db.deleteComment(node.id);
@@ -224,8 +224,8 @@ export const desktopCommands: CommandSpec[] = [
     code: AfpCommand.FPRemoveComment,
     async handle(s, r) {
       const { v, db } = desktop(s, r);
-      const dirId = await startDir(v, r);
-      const node = await v.resolve(dirId, readPath(r).steps);
+      const dirId = await startDir(v, s.user!, r);
+      const node = await v.resolve(s.user!, dirId, readPath(r).steps);
       await requireAnnotate(s, v, node);
       if (!(await db.deleteComment(node.id))) throw new AfpError(kFPItemNotFound, `${node.name} has no comment`);
       return {};
@@ -235,8 +235,8 @@ export const desktopCommands: CommandSpec[] = [
     code: AfpCommand.FPGetComment,
     async handle(s, r) {
       const { v, db } = desktop(s, r);
-      const dirId = await startDir(v, r);
-      const node = await v.resolve(dirId, readPath(r).steps);
+      const dirId = await startDir(v, s.user!, r);
+      const node = await v.resolve(s.user!, dirId, readPath(r).steps);
       const text = await db.comment(node.id);
       if (!text) throw new AfpError(kFPItemNotFound, `${node.name} has no comment`);
       return { payload: new Writer(1 + text.length).u8(text.length).bytes(text).finish() };

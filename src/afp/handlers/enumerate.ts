@@ -35,7 +35,7 @@ async function enumerate(s: AfpSession, r: Reader, variant: Variant): Promise<Bu
   checkBitmap(dirFields, dirBitmap);
   if (startIndex === 0) throw new AfpError(kFPParamErr, 'StartIndex is 1-based');
   if (reqCount === 0) throw new AfpError(kFPParamErr, 'ReqCount is 0');
-  const dir = await withCodes({ ENOENT: kFPDirNotFound, ENOTDIR: kFPDirNotFound }, () => v.resolve(dirId, path.steps));
+  const dir = await withCodes({ ENOENT: kFPDirNotFound, ENOTDIR: kFPDirNotFound }, () => v.resolve(s.user!, dirId, path.steps));
   if (dir.kind !== 'dir') throw new AfpError(kFPObjectTypeErr, `${dir.name} is a file`);
 
   const cap = Math.min(maxReply, REPLY_CAP);

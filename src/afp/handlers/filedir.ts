@@ -15,7 +15,7 @@ async function setParams(s: AfpSession, r: Reader, want: 'file' | 'dir' | 'eithe
   const bitmap = r.u16();
   const path = readPath(r);
   r.alignEven();
-  const node = await v.resolve(dirId, path.steps);
+  const node = await v.resolve(s.user!, dirId, path.steps);
   if (want !== 'either' && node.kind !== want) throw new AfpError(kFPObjectTypeErr, `${node.name} is a ${node.kind}`);
   const patch = decodePatch(settableFields(node.kind, want === 'either'), bitmap, r, node);
   await v.setParams(s.user!, node, patch);
@@ -36,7 +36,7 @@ export const fileDirCommands: CommandSpec[] = [
       const path = readPath(r);
       checkBitmap(fileFields, fileBitmap);
       checkBitmap(dirFields, dirBitmap);
-      const node = await v.resolve(dirId, path.steps);
+      const node = await v.resolve(s.user!, dirId, path.steps);
       const isDir = node.kind === 'dir';
       const w = new Writer(160).u16(fileBitmap).u16(dirBitmap).u8(isDir ? IS_DIR : 0).u8(0);
       encodeBlock(isDir ? dirFields : fileFields, isDir ? dirBitmap : fileBitmap, nodeContext(s, v, node), w);
@@ -51,7 +51,7 @@ export const fileDirCommands: CommandSpec[] = [
     code: AfpCommand.FPOpenDir,
     async handle(s, r) {
       const { v, dirId } = volAndDir(s, r);
-      const node = await v.resolve(dirId, readPath(r).steps);
+      const node = await v.resolve(s.user!, dirId, readPath(r).steps);
       if (node.kind !== 'dir') throw new AfpError(kFPObjectTypeErr, `${node.name} is a file`);
       return { payload: new Writer(4).u32(node.id).finish() };
     },

@@ -39,7 +39,7 @@ export const xattrCommands: CommandSpec[] = [
       const name = readAttrName(r);
       if (offset < 0n || reqCount < 0n) throw new AfpError(kFPParamErr, 'negative offset or count');
       if (maxReply !== 0 && maxReply <= REPLY_HEADER) throw new AfpError(kFPParamErr, `MaxReplySize ${maxReply} leaves no room for data`);
-      const node = await v.resolve(dirId, path.steps);
+      const node = await v.resolve(s.user!, dirId, path.steps);
       const value = await v.getXattr(s.user!, node, name);
       // MaxReplySize 0 asks for the size only.
       if (maxReply === 0) return { payload: new Writer(6).u16(bitmap).u32(value.length).finish() };
@@ -59,7 +59,7 @@ export const xattrCommands: CommandSpec[] = [
       const name = readAttrName(r);
       const value = Buffer.from(r.bytes(r.u32()));
       if (offset !== 0n) throw new AfpError(kFPParamErr, 'attribute values are written whole (offset must be 0)');
-      const node = await v.resolve(dirId, path.steps);
+      const node = await v.resolve(s.user!, dirId, path.steps);
       await v.setXattr(s.user!, node, name, value, modeOf(bitmap));
       return {};
     },
@@ -71,7 +71,7 @@ export const xattrCommands: CommandSpec[] = [
       r.u16(); // bitmap: only NoFollow applies, and there are no symlinks to follow
       const path = readPath(r);
       const name = readAttrName(r);
-      const node = await v.resolve(dirId, path.steps);
+      const node = await v.resolve(s.user!, dirId, path.steps);
       await v.removeXattr(s.user!, node, name);
       return {};
     },
@@ -84,7 +84,7 @@ export const xattrCommands: CommandSpec[] = [
       r.u16(); // ReqCount and StartIndex: ignored by every server, all names come at once
       r.u32();
       const maxReply = r.u32();
-      const node = await v.resolve(dirId, readPath(r).steps);
+      const node = await v.resolve(s.user!, dirId, readPath(r).steps);
       const names = await v.listXattrs(s.user!, node);
       const data = Buffer.concat(names.map((n) => Buffer.from(n + '\0', 'utf8')));
       if (maxReply === 0) return { payload: new Writer(6).u16(bitmap).u32(data.length).finish() };
