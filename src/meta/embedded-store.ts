@@ -8,6 +8,7 @@
  *   server:identity    { signature, createdAt }
  *   node:<id>          NodeLease
  *   ns:<volume>:...    a volume's namespace (see embedded-namespace.ts)
+ *   fk:<volume>:...    a volume's open forks and locks (see embedded-forks.ts)
  *
  * Every multi-key change runs in one `db.transaction()` callback. lmdb-js batches several
  * such callbacks into one LMDB write transaction and does NOT roll a callback's writes back
@@ -17,7 +18,9 @@
 import { mkdir } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { open, type Database, type RootDatabase } from 'lmdb';
+import { EmbeddedForkStore } from './embedded-forks.js';
 import { EmbeddedNamespace } from './embedded-namespace.js';
+import type { ForkStore } from './forks.js';
 import {
   MetaConflictError,
   MetaNotFoundError,
@@ -56,6 +59,7 @@ export class EmbeddedMetaStore implements MetaStore {
   readonly kind = 'embedded' as const;
   private closed?: Promise<void>;
   private readonly namespaces = new Map<string, NamespaceStore>();
+  private readonly forkStores = new Map<string, ForkStore>();
 
   private syncTimer: NodeJS.Timeout | null = null;
 
@@ -218,6 +222,16 @@ export class EmbeddedMetaStore implements MetaStore {
       this.namespaces.set(volumeKey, ns);
     }
     return ns;
+  }
+
+  /** One instance per volume; its keys live under `fk:` in the same database. */
+  forks(volumeKey: string): ForkStore {
+    let f = this.forkStores.get(volumeKey);
+    if (!f) {
+      f = new EmbeddedForkStore(this.db as unknown as Database<unknown, string>, volumeKey, this.mode === 'periodic');
+      this.forkStores.set(volumeKey, f);
+    }
+    return f;
   }
 
   close(): Promise<void> {

@@ -5,6 +5,7 @@
  * locks, sessions); issue 2 needs users, the server identity and the node registry.
  */
 
+import type { ForkStore } from './forks.js';
 import type { NamespaceOptions, NamespaceStore } from './namespace.js';
 
 /** A scrypt password hash; the parameters travel with the hash so they can be raised later. */
@@ -87,6 +88,9 @@ export interface MetaStore {
    * volume's keys share the hash tag `{v:<volumeKey>}`.
    */
   namespace(volumeKey: string, opts: NamespaceOptions): NamespaceStore;
+
+  /** The open forks, deny modes and byte-range locks of one volume (same `volumeKey` as `namespace`). */
+  forks(volumeKey: string): ForkStore;
 
   /**
    * Makes every change committed so far durable. Ordinary changes are committed (visible,

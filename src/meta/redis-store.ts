@@ -38,7 +38,9 @@ import {
 } from './meta-store.js';
 import type { NamespaceOptions, NamespaceStore } from './namespace.js';
 import { checkTtl, compareKeys, copyNodeInfo, copyPassword } from './records.js';
+import { RedisForkStore } from './redis-forks.js';
 import { RedisNamespace } from './redis-namespace.js';
+import type { ForkStore } from './forks.js';
 
 export interface RedisOptions {
   /** redis://[user:pass@]host:port[/db]; ignored when `sentinels` is given. */
@@ -159,6 +161,7 @@ export class RedisMetaStore implements MetaStore {
   private readonly k: ReturnType<typeof keys>;
   private closed?: Promise<void>;
   private readonly namespaces = new Map<string, NamespaceStore>();
+  private readonly forkStores = new Map<string, ForkStore>();
 
   private constructor(private readonly redis: ScriptedRedis, private readonly prefix: string, private readonly opts: RedisOptions) {
     this.k = keys(prefix);
@@ -322,6 +325,16 @@ export class RedisMetaStore implements MetaStore {
       this.namespaces.set(volumeKey, ns);
     }
     return ns;
+  }
+
+  /** One instance per volume, under the volume's hash tag (see redis-forks.ts). */
+  forks(volumeKey: string): ForkStore {
+    let f = this.forkStores.get(volumeKey);
+    if (!f) {
+      f = new RedisForkStore(this.redis, this.prefix, volumeKey);
+      this.forkStores.set(volumeKey, f);
+    }
+    return f;
   }
 
   /** A sync point: with replicas configured, WAIT until enough of them have every write. */

@@ -1,0 +1,95 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, it } from 'node:test';
+import { Redis } from 'ioredis';
+import { Access, ForkError, LOCK_TO_END } from '../../src/meta/forks.js';
+import type { MetaStore } from '../../src/meta/meta-store.js';
+import { RedisMetaStore } from '../../src/meta/redis-store.js';
+import { needRedis, startRedis, type RedisServer } from '../helpers/redis-server.js';
+import { forksContract } from './forks-contract.js';
+
+// One server for the whole file, started by the first test that needs it.
+let server: Promise<RedisServer> | undefined;
+const redisServer = () => (server ??= startRedis());
+after(async () => {
+  if (server) await (await server).stop();
+});
+
+const freshPrefix = () => `fk${randomBytes(6).toString('hex')}`;
+
+forksContract('RedisForkStore', async (t) => {
+  if (!needRedis(t)) return undefined;
+  const { url } = await redisServer();
+  const keyPrefix = freshPrefix();
+  const opened: MetaStore[] = [];
+  const connect = async () => {
+    const s = await RedisMetaStore.connect({ url, keyPrefix, connectTimeoutMs: 2000 });
+    opened.push(s);
+    return s;
+  };
+  return {
+    store: await connect(),
+    // A second connection, as the other node of a pair would have.
+    peer: await connect(),
+    async cleanup() {
+      for (const s of opened) await s.close();
+    },
+  };
+});
+
+it('RedisForkStore: two nodes see each other\'s opens and locks', async (t) => {
+  if (!needRedis(t)) return;
+  const { url } = await redisServer();
+  const keyPrefix = freshPrefix();
+  const nodeA = await RedisMetaStore.connect({ url, keyPrefix });
+  const nodeB = await RedisMetaStore.connect({ url, keyPrefix });
+  try {
+    const a = nodeA.forks('tm');
+    const b = nodeB.forks('tm');
+    const { Read: R, Write: W, DenyWrite: DW } = Access;
+    await a.open({ openId: 'A:1:1', session: '1', node: 'A', fileId: 9, fork: 'data', mode: R | W | DW });
+    assert.deepEqual(await b.opensOf(9), [{ openId: 'A:1:1', session: '1', node: 'A', fileId: 9, fork: 'data', mode: R | W | DW }]);
+    const isReason = (reason: string) => (err: unknown) => err instanceof ForkError && err.reason === reason;
+    await assert.rejects(b.open({ openId: 'B:1:1', session: '1', node: 'B', fileId: 9, fork: 'data', mode: W }), isReason('deny-conflict'));
+    await b.open({ openId: 'B:1:1', session: '1', node: 'B', fileId: 9, fork: 'data', mode: R });
+    await a.lock('A:1:1', { start: 0, end: LOCK_TO_END });
+    await assert.rejects(b.checkAccess('B:1:1', { start: 7, end: 8 }), isReason('range-locked'));
+    await assert.rejects(b.lock('B:1:1', { start: 7, end: 8 }), isReason('range-locked'));
+    await assert.rejects(b.close('A:1:1').then(() => b.close('A:1:1')), isReason('not-open'), 'either node may close an open');
+    await b.checkAccess('B:1:1', { start: 7, end: 8 });
+
+    // Node A's lease lapses: B releases everything A held.
+    await a.open({ openId: 'A:1:2', session: '1', node: 'A', fileId: 10, fork: 'rsrc', mode: R | W | DW });
+    await a.lock('A:1:2', { start: 0, end: 10 });
+    assert.equal(await b.releaseNode('A'), 1);
+    await b.open({ openId: 'B:2:1', session: '2', node: 'B', fileId: 10, fork: 'rsrc', mode: W | DW });
+    await b.lock('B:2:1', { start: 0, end: 10 });
+    assert.deepEqual((await a.opensOf(10)).map((o) => o.openId), ['B:2:1']);
+  } finally {
+    await nodeA.close();
+    await nodeB.close();
+  }
+});
+
+it('RedisForkStore keeps every key under the volume\'s hash tag and leaves none behind', async (t) => {
+  if (!needRedis(t)) return;
+  const { url, port } = await redisServer();
+  const keyPrefix = freshPrefix();
+  const store = await RedisMetaStore.connect({ url, keyPrefix });
+  const admin = new Redis({ port, host: '127.0.0.1' });
+  try {
+    const f = store.forks('tm:2');
+    await f.open({ openId: 'o{1}', session: 's:{x}', node: 'n}', fileId: 3, fork: 'data', mode: Access.Read });
+    await f.open({ openId: 'o2', session: 's:{x}', node: 'n}', fileId: 3, fork: 'rsrc', mode: Access.Write });
+    await f.lock('o{1}', { start: 1, end: 2 });
+    await f.lock('o2', { start: 1, end: 2 });
+    const written = await admin.keys(`${keyPrefix}:*`);
+    assert.ok(written.length >= 6, written.join(' '));
+    for (const key of written) assert.ok(key.startsWith(`${keyPrefix}:{v:tm:2}:fk:`), key);
+    assert.equal(await f.releaseSession('s:{x}'), 2);
+    assert.deepEqual(await admin.keys(`${keyPrefix}:*`), []);
+  } finally {
+    admin.disconnect();
+    await store.close();
+  }
+});
