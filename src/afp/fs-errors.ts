@@ -4,6 +4,7 @@ import {
   kFPAccessDenied,
   kFPCantMove,
   kFPDirNotEmpty,
+  kFPDiskFull,
   kFPFileBusy,
   kFPItemNotFound,
   kFPMiscErr,
@@ -33,6 +34,7 @@ const defaults: Record<FsFailure, number> = {
   ENOATTR: kFPItemNotFound,
   EXATTR_EXISTS: kFPObjectExists,
   EROFS: kFPVolLocked,
+  ENOSPC: kFPDiskFull,
   ESAME: kFPSameObjectErr,
 };
 

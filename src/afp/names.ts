@@ -22,9 +22,13 @@ function asciiish(s: string): string {
   return s.normalize('NFD').replace(/[^\x20-\x7e]/g, '');
 }
 
-/** UTF-8 names go out decomposed, as Macs expect them. */
+/**
+ * A stored name goes out exactly as the client created it: Macs send their own decomposed
+ * form (HFS+'s variant, which leaves some ranges alone), and JavaScript's NFD would change
+ * names like U+2126 OHM SIGN or U+F900 that the Mac must get back byte for byte.
+ */
 export function wireName(name: string): Buffer {
-  return Buffer.from(name.normalize('NFD'), 'utf8');
+  return Buffer.from(name, 'utf8');
 }
 
 /** Text-encoding hint in UTF-8 name fields: kTextEncodingUTF8; clients ignore it. */

@@ -137,7 +137,8 @@ export const SET_CLEAR = 0x8000;
 const S_IFDIR = 0o040000;
 const S_IFREG = 0o100000;
 
-const displayName = (c: NodeContext): string => (c.node.id === ROOT_ID ? c.volume.name : c.node.name);
+// The root shows the configured volume name, which comes from a text file and is sent decomposed.
+const displayName = (c: NodeContext): string => (c.node.id === ROOT_ID ? c.volume.name.normalize('NFD') : c.node.name);
 
 function attributes(): Field<NodeContext> {
   return {

@@ -27,8 +27,11 @@ export class AfpSession implements DsiEndpoint {
   loggedOut = false;
   /** Volumes this session opened, by wire volume ID. */
   readonly openVolumes = new Map<number, Volume>();
-  /** Where the last enumeration stopped, so the next page resumes instead of re-skipping. */
-  enumCursor: { volume: number; dir: number; nextIndex: number; last: string } | null = null;
+  /**
+   * Where the last enumeration stopped, so the next page resumes instead of re-skipping.
+   * `kinds` records the filter (1 files, 2 directories): indices mean different things under another.
+   */
+  enumCursor: { volume: number; dir: number; kinds: number; nextIndex: number; last: string } | null = null;
 
   constructor(readonly conn: DsiConnection, readonly ctx: AfpServerContext, private readonly table: CommandTable) {
     this.log = ctx.log.child({ session: this.id });

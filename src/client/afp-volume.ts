@@ -31,7 +31,8 @@ export function encodePath(path: ClientPath): Buffer {
   // A leading NUL is ignored and a trailing one dropped, so up-steps at either end need one more.
   if (parts.length > 0 && parts[0] === '') parts.unshift('');
   if (parts.length > 0 && parts[parts.length - 1] === '') parts.push('');
-  const b = Buffer.from(parts.map((p) => p.normalize('NFD')).join('\0'), 'utf8');
+  // Names go as given: a Mac sends its own (HFS+) decomposition, and tests send both forms.
+  const b = Buffer.from(parts.join('\0'), 'utf8');
   return new Writer(7 + b.length).u8(3).u32(UTF8_HINT).u16(b.length).bytes(b).finish();
 }
 

@@ -17,6 +17,7 @@ export type FsFailure =
   | 'ENOATTR' // no such extended attribute
   | 'EXATTR_EXISTS' // create of an existing extended attribute
   | 'EROFS' // read-only volume
+  | 'ENOSPC' // a limit on what one object may hold
   | 'ESAME'; // both arguments name the same object
 
 export class FsError extends Error {

@@ -30,8 +30,12 @@ const NEW_DIR_MODE = 0o755;
 const NEW_FILE_MODE = 0o644;
 /** The root is world-writable and sticky: every user may create, only owners may delete. */
 const ROOT_MODE = 0o1777;
+/** Bounds the ancestor walk of a corrupt store; real trees are a handful of levels deep. */
+const MAX_DEPTH = 4096;
 export const MAX_XATTR_NAME_BYTES = 255;
 export const MAX_XATTR_VALUE_BYTES = 64 * 1024;
+/** Per object, so one client cannot make a node hold (or a listing load) unbounded data. */
+export const MAX_XATTRS_PER_NODE = 64;
 export const FINDER_INFO_XATTR = 'com.apple.FinderInfo';
 
 const nsToFs: Record<NamespaceFailure, FsFailure> = {
@@ -125,7 +129,7 @@ export class Volume {
   }
 
   /** The directory a path starts from; DirID 1 means "parent of the root": the first step names the volume. */
-  private async start(dirId: number, steps: readonly Step[]): Promise<{ cur: NodeRecord; rest: readonly Step[] }> {
+  private async start(who: Principal, dirId: number, steps: readonly Step[]): Promise<{ cur: NodeRecord; rest: readonly Step[] }> {
     if (dirId === PARENT_OF_ROOT) {
       const first = steps[0];
       if (!first || !('name' in first) || this.fold(first.name) !== this.fold(this.def.name)) {
@@ -133,9 +137,25 @@ export class Volume {
       }
       return { cur: await this.node(ROOT_ID), rest: steps.slice(1) };
     }
-    const cur = await this.node(dirId);
+    const cur = await this.nodeFor(who, dirId);
     if (cur.kind !== 'dir') throw new FsError('ENOTDIR', `ID ${dirId} is a file`);
     return { cur, rest: steps };
+  }
+
+  /**
+   * A node named by its ID, as `who` may reach it. CNIDs are easy to guess, so an ID is
+   * no key: every directory above the node must grant `who` search permission, exactly as
+   * if the path had been walked from the root.
+   */
+  async nodeFor(who: Principal, id: number): Promise<NodeRecord> {
+    const node = await this.node(id);
+    let up = node.id === ROOT_ID ? undefined : await this.node(node.parent);
+    for (let depth = 0; up; depth++) {
+      if (!rightsOf(who, up).search) throw new FsError('EACCES', `no search permission above ID ${id}`);
+      if (up.id === ROOT_ID || depth > MAX_DEPTH) break;
+      up = await this.node(up.parent);
+    }
+    return node;
   }
 
   /**
@@ -143,7 +163,7 @@ export class Volume {
    * ENOTDIR when a step is a file, EACCES when a directory on the way may not be searched.
    */
   async resolve(who: Principal, dirId: number, steps: readonly Step[]): Promise<NodeRecord> {
-    let { cur, rest } = await this.start(dirId, steps);
+    let { cur, rest } = await this.start(who, dirId, steps);
     for (const s of rest) {
       if (cur.kind !== 'dir') throw new FsError('ENOTDIR', `${cur.name} is a file`);
       if (!rightsOf(who, cur).search) throw new FsError('EACCES', `no search permission in ${cur.name}`);
@@ -253,6 +273,11 @@ export class Volume {
     }
     const touchesContent = patch.attributes !== undefined || patch.finderInfo !== undefined || patch.createdAt !== undefined || patch.modifiedAt !== undefined || patch.backupAt !== undefined;
     if (touchesContent && !r.write && !r.owner) throw new FsError('EACCES', `no write permission on ${node.name}`);
+    // The root is shared: its write permission lets everyone add entries, not restyle the
+    // volume every user sees (its modification date drives the Macs' cache invalidation).
+    // Only the volume backup date, which backup software records, stays open to all.
+    const touchesRoot = touchesContent && (patch.attributes !== undefined || patch.finderInfo !== undefined || patch.createdAt !== undefined || patch.modifiedAt !== undefined);
+    if (node.id === ROOT_ID && touchesRoot && !r.owner) throw new FsError('EACCES', 'the volume root belongs to the volume');
     return fs(() => this.ns.update(node.id, patch));
   }
 
@@ -308,6 +333,7 @@ export class Volume {
 
   async setXattr(who: Principal, node: NodeRecord, name: string, value: Buffer, mode: XattrMode): Promise<void> {
     checkXattrName(name);
+    if (node.id === ROOT_ID && !rightsOf(who, node).owner) throw new FsError('EACCES', 'the volume root belongs to the volume');
     if (value.length > MAX_XATTR_VALUE_BYTES) throw new FsError('EINVAL', `attribute values are limited to ${MAX_XATTR_VALUE_BYTES} bytes`);
     if (!rightsOf(who, node).write && !rightsOf(who, node).owner) throw new FsError('EACCES', `no write permission on ${node.name}`);
     if (name === FINDER_INFO_XATTR) {
@@ -318,11 +344,16 @@ export class Volume {
       await fs(() => this.ns.update(node.id, { finderInfo: value }));
       return;
     }
+    if (mode !== 'replace') {
+      const names = await this.ns.listXattrs(node.id);
+      if (names.length >= MAX_XATTRS_PER_NODE && !names.includes(name)) throw new FsError('ENOSPC', `at most ${MAX_XATTRS_PER_NODE} attributes per object`);
+    }
     await fs(() => this.ns.setXattr(node.id, name, value, mode), 'EXATTR_EXISTS');
   }
 
   async removeXattr(who: Principal, node: NodeRecord, name: string): Promise<void> {
     checkXattrName(name);
+    if (node.id === ROOT_ID && !rightsOf(who, node).owner) throw new FsError('EACCES', 'the volume root belongs to the volume');
     if (!rightsOf(who, node).write && !rightsOf(who, node).owner) throw new FsError('EACCES', `no write permission on ${node.name}`);
     if (name === FINDER_INFO_XATTR) {
       if (node.finderInfo.every((b) => b === 0)) throw new FsError('ENOATTR', `${name} does not exist`);

@@ -13,11 +13,12 @@ import {
   kFPNoErr,
   kFPObjectNotFound,
   kFPObjectTypeErr,
+  kFPDiskFull,
   kFPParamErr,
 } from '../../src/afp/result-codes.js';
 import { Writer } from '../../src/wire/writer.js';
 import { BACKENDS, gatewayFor, SKIP_REASON } from '../helpers/backends.js';
-import type { TestGateway } from '../helpers/gateway.js';
+import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { resultCode as code } from '../helpers/afp.js';
 
 const ALICE = { name: 'alice', password: 'alice-pw' };
@@ -85,7 +86,7 @@ for (const backend of BACKENDS) {
         { type: 'TEXT', iconType: 4, tag: 0, data: randomBytes(64) }, // ics#
         { type: 'TEXT', iconType: 2, tag: 7, data: randomBytes(1024) }, // icl8
         { type: 'APPL', iconType: 3, tag: 0xffffffff, data: randomBytes(512) }, // icl4
-        { type: Buffer.from([0, 0xff, 0x2f, 0x80]), iconType: 0xff, tag: 9, data: Buffer.alloc(65535, 0xa5) },
+        { type: Buffer.from([0, 0xff, 0x2f, 0x80]), iconType: 0xff, tag: 9, data: Buffer.alloc(16 * 1024, 0xa5) },
       ];
       for (const i of icons) await dt.addIcon('dIcn', i.type, i.iconType, i.tag, i.data);
       await dt.addIcon(Buffer.from([0, 0, 0, 0]), 'TEXT', 1, 5, Buffer.from('other creator'));
@@ -236,8 +237,9 @@ for (const backend of BACKENDS) {
       // Directories (by path or by DirID with an empty path) and the volume root.
       await dt.addComment(ROOT, 'Commented', 'a folder');
       assert.equal((await dt.getComment(dir, '')).toString(), 'a folder');
-      await dt.addComment(ROOT, '', 'the volume');
-      assert.equal((await dt.getComment(1, ['TimeMachine'])).toString(), 'the volume');
+      // The shared root belongs to the volume: users add entries there, not comments on it.
+      assert.equal(await code(dt.addComment(ROOT, '', 'the volume')), kFPAccessDenied);
+      assert.equal(await code(dt.getComment(1, ['TimeMachine'])), kFPItemNotFound);
 
       // 199 bytes at most: longer ones are cut. An empty comment removes it.
       const max = randomBytes(199);
@@ -329,3 +331,24 @@ for (const backend of BACKENDS) {
     });
   });
 }
+
+test('desktop database and xattr caps bound what one client can store and load', async () => {
+  const g = await startTestGateway({ users: [{ name: 'cap', password: 'cap-pw' }] });
+  try {
+    const c = await AfpClient.connect(g.host, g.port);
+    await c.login({ user: 'cap', password: 'cap-pw' });
+    const v = await c.openVolume('TimeMachine');
+    const dt = await AfpDesktop.open(v);
+    const creator = Buffer.from('CAPS');
+    for (let i = 0; i < 64; i++) await dt.addIcon(creator, Buffer.from([0, 0, 0, i]), 1, i, Buffer.alloc(256, i));
+    assert.equal(await code(dt.addIcon(creator, Buffer.from('NEW!'), 1, 0, Buffer.alloc(256))), kFPDiskFull);
+    assert.equal(await code(dt.addIcon(Buffer.from('BIG!'), Buffer.from('TYPE'), 1, 0, Buffer.alloc(16 * 1024 + 1))), kFPParamErr);
+    await v.createFile(ROOT, 'many-xattrs');
+    for (let i = 0; i < 64; i++) await v.setXattr(ROOT, 'many-xattrs', `user.x${i}`, Buffer.from([i]));
+    assert.equal(await code(v.setXattr(ROOT, 'many-xattrs', 'user.one-more', Buffer.from('x'))), kFPDiskFull);
+    await v.setXattr(ROOT, 'many-xattrs', 'user.x3', Buffer.from('replaced'));
+    await c.close();
+  } finally {
+    await g.stop();
+  }
+});

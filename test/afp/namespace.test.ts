@@ -109,7 +109,7 @@ for (const backend of BACKENDS) {
       const g = gw();
       if (!g) return t.skip(SKIP_REASON);
       const { c, v } = await session(g);
-      const dirId = await v.createDir(ROOT, 'Café Ünïcode');
+      const dirId = await v.createDir(ROOT, 'Café Ünïcode'.normalize('NFD'));
       assert.ok(dirId >= 17);
       await v.createFile(dirId, 'Notes.txt');
       const byNfc = await v.getFileDirParms(ROOT, ['Café Ünïcode'.normalize('NFC'), 'notes.TXT']);
@@ -125,11 +125,24 @@ for (const backend of BACKENDS) {
       assert.equal(f.unixPrivs!.uid, (await g.gw.meta.getUser('alice'))!.uid);
       assert.deepEqual(f.finderInfo, Buffer.alloc(32));
       const d = await v.getFileDirParms(ROOT, ['Café Ünïcode']);
-      assert.equal(d.params.utf8Name, 'Café Ünïcode'.normalize('NFD'), 'names go out decomposed');
+      assert.equal(d.params.utf8Name, 'Café Ünïcode'.normalize('NFD'), 'the name comes back as the Mac sent it (decomposed)');
       assert.equal(d.params.offspringCount, 1);
       assert.equal(d.params.unixPrivs!.mode, 0o040755);
       assert.equal(d.params.accessRights! >>> 0, (0x80000000 | 0x07000000 | 0x030000 | 0x0300 | 0x07) >>> 0);
       assert.equal(d.params.longName, 'Café Ünïcode', 'Mac Roman long name');
+      await c.close();
+    });
+
+    test('names come back byte for byte, even where JavaScript NFD and HFS+ disagree', async (t) => {
+      const g = gw();
+      if (!g) return t.skip(SKIP_REASON);
+      const { c, v } = await session(g);
+      const d = await v.createDir(ROOT, 'exact');
+      // OHM SIGN, a CJK compatibility ideograph, EN QUAD: HFS+ leaves them, JS NFD maps them.
+      const odd = ['\u2126 ohm', '\uF900 cjk', 'quad\u2000x', 'a\u0301 decomposed'];
+      for (const n of odd) await v.createFile(d, [n]);
+      const back = (await v.enumerateAll(d, '')).map((e) => e.params.utf8Name!);
+      assert.deepEqual(back.sort(), [...odd].sort());
       await c.close();
     });
 
@@ -301,6 +314,20 @@ for (const backend of BACKENDS) {
       assert.equal(await code(b.v.getXattr(ROOT, ['alice-dir', 'secret'], 'user.x')), kFPAccessDenied);
       assert.equal(await code(b.v.enumerate(ROOT, 'alice-dir')), kFPAccessDenied);
       assert.equal((await a.v.getFileDirParms(ROOT, ['alice-dir', 'secret'])).isDir, false, 'the owner still can');
+      // IDs are no key: reaching inside by DirID or file ID needs the same search rights.
+      const inner = await a.v.createDir(priv, 'open-inside');
+      await a.v.setParms('dir', priv, 'open-inside', 0x8000, { unixPrivs: { uid: 0, gid: 0, mode: 0o040777, accessRights: 0 } });
+      const secretId = (await a.v.getFileDirParms(priv, 'secret')).params.nodeId!;
+      assert.equal(await code(b.v.enumerate(inner, '')), kFPAccessDenied);
+      assert.equal(await code(b.v.getFileDirParms(inner, '')), kFPAccessDenied);
+      assert.equal(await code(b.v.createFile(inner, 'planted')), kFPAccessDenied);
+      assert.equal(await code(b.v.resolveId(secretId)), kFPAccessDenied);
+      assert.equal(await code(b.v.syncDir(inner)), kFPAccessDenied);
+      // The shared root is the volume's: bob may add entries, not restyle it.
+      assert.equal(await code(b.v.setParms('dir', ROOT, '', 0x0020, { finderInfo: Buffer.alloc(32, 9) })), kFPAccessDenied);
+      assert.equal(await code(b.v.setParms('dir', ROOT, '', 0x0008, { modifiedAt: Date.UTC(2030, 0, 1) })), kFPAccessDenied);
+      assert.equal(await code(b.v.setXattr(ROOT, '', 'user.tag', Buffer.from('x'))), kFPAccessDenied);
+      await b.v.setBackupDate(Date.UTC(2026, 5, 1));
       await a.c.close();
       await b.c.close();
     });
@@ -319,6 +346,11 @@ for (const backend of BACKENDS) {
       const all = await v.enumerateAll(d, '', { reqCount: 97 });
       assert.deepEqual(all.map((e) => e.params.utf8Name), names);
       assert.equal(all.filter((e) => e.isDir).length, 60);
+      // A cursor left by a files-only page is not reused by an unfiltered one (indices differ).
+      const filesOnly = await v.enumerate(d, '', { dirBitmap: 0, reqCount: 2 });
+      assert.deepEqual(filesOnly.map((e) => e.params.utf8Name), ['entry-0000', 'entry-0001']);
+      const mixed = await v.enumerate(d, '', { startIndex: 3, reqCount: 6 });
+      assert.deepEqual(mixed.map((e) => e.params.utf8Name), names.slice(2, 8));
       // A second pass with different page sizes and the offset path gives the same order.
       const pageA = await v.enumerate(d, '', { startIndex: 301, reqCount: 50 });
       assert.deepEqual(pageA.map((e) => e.params.utf8Name), names.slice(300, 350));

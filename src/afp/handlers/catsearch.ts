@@ -321,12 +321,12 @@ function encodePosition(v: Volume, c: Cursor | null): Buffer {
 }
 
 /** FsErrors (ENOENT: an object is gone) are restated as kFPCatalogChanged by the caller. */
-async function decodePosition(v: Volume, pos: Buffer): Promise<Cursor> {
+async function decodePosition(v: Volume, who: Principal, pos: Buffer): Promise<Cursor> {
   if (pos.every((b) => b === 0)) return { dir: await v.node(ROOT_ID), after: null };
   const dirId = pos.readUInt32BE(0);
   const afterId = pos.readUInt32BE(4);
   if (!positionTag(v, dirId, afterId).equals(pos.subarray(8))) throw new AfpError(kFPCatalogChanged, 'not a CatalogPosition of this volume');
-  const dir = await v.node(dirId);
+  const dir = await v.nodeFor(who, dirId);
   if (dir.kind !== 'dir') throw new AfpError(kFPCatalogChanged, `${dirId} is no longer a directory`);
   if (afterId === 0) return { dir, after: null };
   const after = await v.node(afterId);
@@ -439,7 +439,7 @@ async function catSearch(s: AfpSession, r: Reader, ext: boolean): Promise<AfpRep
     dirBitmap: ext ? dirRequested : dirRequested & LEGACY_RESULT_BITS,
   };
   const stale = { ENOENT: kFPCatalogChanged, ENOTDIR: kFPCatalogChanged };
-  const { found, next } = await withCodes(stale, async () => walk(s, q, await decodePosition(v, position)));
+  const { found, next } = await withCodes(stale, async () => walk(s, q, await decodePosition(v, s.user!, position)));
   const head = new Writer(HEADER).bytes(encodePosition(v, next)).u16(q.fileBitmap).u16(q.dirBitmap).u32(found.length).finish();
   return { ...(next === null ? { code: kFPEOFErr } : {}), payload: [head, ...found] };
 }

@@ -116,7 +116,7 @@ export const changeCommands: CommandSpec[] = [
     async handle(s, r) {
       r.skip(1);
       const v = s.volume(r.u16());
-      const node = await withCodes({ ENOENT: kFPIDNotFound }, () => v.node(r.u32()));
+      const node = await withCodes({ ENOENT: kFPIDNotFound }, () => v.nodeFor(s.user!, r.u32()));
       if (node.kind !== 'file') throw new AfpError(kFPObjectTypeErr, 'directories have no file ID');
       return {};
     },
@@ -130,7 +130,7 @@ export const changeCommands: CommandSpec[] = [
       const bitmap = r.u16();
       checkBitmap(fileFields, bitmap);
       if (id === 0) throw new AfpError(kFPBadIDErr, 'file ID 0');
-      const node = await withCodes({ ENOENT: kFPIDNotFound }, () => v.node(id));
+      const node = await withCodes({ ENOENT: kFPIDNotFound }, () => v.nodeFor(s.user!, id));
       if (node.kind !== 'file') throw new AfpError(kFPObjectTypeErr, `ID ${id} is a directory`);
       const w = new Writer(96).u16(bitmap);
       return { payload: encodeBlock(fileFields, bitmap, nodeContext(s, v, node), w).finish() };

@@ -38,12 +38,21 @@ import { DesktopDb } from '../desktop-db.js';
 import type { CommandSpec } from '../dispatch.js';
 import { AfpError } from '../errors.js';
 import { checkBitmap, encodeBlock, fileFields } from '../params.js';
-import { kFPAccessDenied, kFPIconTypeError, kFPItemNotFound, kFPObjectTypeErr, kFPParamErr } from '../result-codes.js';
+import { kFPAccessDenied, kFPDiskFull,
+  kFPIconTypeError, kFPItemNotFound, kFPObjectTypeErr, kFPParamErr } from '../result-codes.js';
 import type { AfpSession } from '../session.js';
 import { nodeContext, readPath } from './common.js';
 
 /** Longer comments are cut, as netatalk cuts them. */
 export const MAX_COMMENT_BYTES = 199;
+/**
+ * Bounds on what one client can make the store keep and a request load: classic desktop
+ * icons are at most 1 KiB (32×32, 8 bits), and one application has a few dozen at most.
+ * FPGetIconInfo reads a creator's icons, so these caps bound that read (≤ 1 MiB).
+ */
+export const MAX_ICON_BYTES = 16 * 1024;
+export const MAX_ICONS_PER_CREATOR = 64;
+export const MAX_APPLS_PER_CREATOR = 64;
 
 /** `Pad(1) DTRefNum(2)`, the start of every desktop request. */
 function desktop(s: AfpSession, r: Reader): { v: Volume; db: DesktopDb } {
@@ -69,6 +78,11 @@ async function startDir(v: Volume, who: Principal, r: Reader): Promise<number> {
  */
 async function requireAnnotate(s: AfpSession, v: Volume, node: NodeRecord): Promise<void> {
   const r = rightsOf(s.user!, node);
+  // The shared root is writable by all for adding entries, not for annotating the volume.
+  if (node.id === ROOT_ID) {
+    if (r.owner) return;
+    throw new AfpError(kFPAccessDenied, 'the volume root belongs to the volume');
+  }
   if (r.write || r.owner) return;
   if (node.id !== ROOT_ID && mayUnlink(s.user!, await v.node(node.parent), node)) return;
   throw new AfpError(kFPAccessDenied, `no write permission on ${node.name} or its directory`);
@@ -112,9 +126,11 @@ export const desktopCommands: CommandSpec[] = [
       // The bitmap travels as DSIWrite data; a client that sends it inline in a DSICommand is served too.
       const data = req.writeOffset > 0 ? req.payload.subarray(req.writeOffset) : r.rest();
       if (size === 0 || data.length !== size) throw new AfpError(kFPParamErr, `BitmapSize ${size} with ${data.length} bytes of bitmap`);
+      if (size > MAX_ICON_BYTES) throw new AfpError(kFPParamErr, `icons are at most ${MAX_ICON_BYTES} bytes`);
       // An icon replaces one of its kind only at the same size (Apple's and netatalk's rule).
       const old = await db.icon(creator, type, iconType);
       if (old && old.data.length !== size) throw new AfpError(kFPIconTypeError, `the stored icon has ${old.data.length} bytes, not ${size}`);
+      if (!old && (await db.icons(creator)).length >= MAX_ICONS_PER_CREATOR) throw new AfpError(kFPDiskFull, `at most ${MAX_ICONS_PER_CREATOR} icons per creator`);
       await db.putIcon(creator, { type, iconType, tag, data });
       return {};
     },
@@ -153,6 +169,8 @@ export const desktopCommands: CommandSpec[] = [
       const app = await v.resolve(s.user!, dirId, readPath(r).steps);
       if (app.kind !== 'file') throw new AfpError(kFPObjectTypeErr, 'an application is a file');
       await requireAnnotate(s, v, app);
+      const appls = await db.appls(creator);
+      if (appls.length >= MAX_APPLS_PER_CREATOR && !appls.some((a) => a.cnid === app.id)) throw new AfpError(kFPDiskFull, `at most ${MAX_APPLS_PER_CREATOR} applications per creator`);
       await db.putAppl(creator, app.id, tag);
       return {};
     },
@@ -193,10 +211,13 @@ export const desktopCommands: CommandSpec[] = [
       const index = Math.max(1, r.u16());
       const bitmap = r.u16();
       checkBitmap(fileFields, bitmap);
-      // Mappings whose application was deleted are skipped, not reported.
+      // Mappings whose application was deleted, or that this user cannot reach, are skipped.
       let seen = 0;
       for (const a of await db.appls(creator)) {
-        const app = await v.find(a.cnid);
+        const app = await v.nodeFor(s.user!, a.cnid).catch((e: unknown) => {
+          if (e instanceof FsError) return undefined;
+          throw e;
+        });
         if (!isLiveFile(app) || ++seen < index) continue;
         const w = new Writer(128).u16(bitmap).u32(a.tag);
         return { payload: encodeBlock(fileFields, bitmap, nodeContext(s, v, app), w).finish() };

@@ -42,10 +42,11 @@ async function enumerate(s: AfpSession, r: Reader, variant: Variant): Promise<Bu
   const w = new Writer(Math.min(cap, 8192)).u16(fileBitmap).u16(dirBitmap).u16(0);
   const wanted = (n: NodeRecord): boolean => (n.kind === 'dir' ? dirBitmap : fileBitmap) !== 0;
   const filtered = fileBitmap === 0 || dirBitmap === 0;
+  const kinds = (fileBitmap !== 0 ? 1 : 0) | (dirBitmap !== 0 ? 2 : 0);
 
   // Resume where this session's previous page ended; otherwise skip to StartIndex.
   const c = s.enumCursor;
-  const resume = c && c.volume === v.wireId && c.dir === dir.id && c.nextIndex === startIndex ? c.last : undefined;
+  const resume = c && c.volume === v.wireId && c.dir === dir.id && c.kinds === kinds && c.nextIndex === startIndex ? c.last : undefined;
   let after = resume;
   let offset = resume !== undefined || filtered ? 0 : startIndex - 1;
   let toSkip = resume !== undefined || !filtered ? 0 : startIndex - 1;
@@ -79,7 +80,7 @@ async function enumerate(s: AfpSession, r: Reader, variant: Variant): Promise<Bu
     s.enumCursor = null;
     throw new AfpError(kFPObjectNotFound, 'no more entries');
   }
-  s.enumCursor = { volume: v.wireId, dir: dir.id, nextIndex: startIndex + count, last };
+  s.enumCursor = { volume: v.wireId, dir: dir.id, kinds, nextIndex: startIndex + count, last };
   const out = w.finish();
   out.writeUInt16BE(count, 4);
   return out;

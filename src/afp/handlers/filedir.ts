@@ -60,7 +60,7 @@ export const fileDirCommands: CommandSpec[] = [
     code: AfpCommand.FPCloseDir,
     async handle(s, r) {
       const { v, dirId } = volAndDir(s, r);
-      const node = await v.node(dirId);
+      const node = await v.nodeFor(s.user!, dirId);
       if (node.kind !== 'dir') throw new AfpError(kFPParamErr, `${node.name} is a file`);
       return {};
     },

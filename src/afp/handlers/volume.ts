@@ -130,7 +130,7 @@ export const volumeCommands: CommandSpec[] = [
     async handle(s, r) {
       r.skip(1);
       const v = parseVolId(s, r);
-      const dir = await withCodes({ ENOTDIR: kFPObjectTypeErr }, () => v.node(r.u32()));
+      const dir = await withCodes({ ENOTDIR: kFPObjectTypeErr }, () => v.nodeFor(s.user!, r.u32()));
       await withCodes({ ENOTDIR: kFPObjectTypeErr }, () => v.syncDir(dir));
       return {};
     },
