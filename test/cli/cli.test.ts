@@ -8,7 +8,8 @@ import type { ChildProcess } from 'node:child_process';
 import { AfpClient } from '../../src/client/afp-client.js';
 import { AfpError } from '../../src/afp/errors.js';
 import { kFPUserNotAuth } from '../../src/afp/result-codes.js';
-import { freePort, runCli, startServe } from '../helpers/cli.js';
+import { runCli, startServe } from '../helpers/cli.js';
+import { freePort } from '../helpers/ports.js';
 
 /** Low scrypt cost keeps the CLI tests quick; the env override is the documented way to set it. */
 const ENV = { AFPGW_AUTH__SCRYPT__N: '1024', AFPGW_LISTEN__HOST: '127.0.0.1' };

@@ -1,5 +1,4 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 
@@ -25,16 +24,6 @@ export function runCli(args: string[], input = '', env: NodeJS.ProcessEnv = {}):
   });
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => (a && typeof a === 'object' ? resolve(a.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
 /** Starts `afp-gateway serve` and resolves once it logs that it is listening. */
 export function startServe(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; output: () => string }> {
   return new Promise((resolve, reject) => {
@@ -56,3 +45,4 @@ export function startServe(args: string[], env: NodeJS.ProcessEnv = {}): Promise
     });
   });
 }
+

@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AfpClient } from '../../src/client/afp-client.js';
 import { ROOT } from '../../src/client/afp-volume.js';
-import { freePort, runCli, startServe } from '../helpers/cli.js';
+import { runCli, startServe } from '../helpers/cli.js';
+import { freePort } from '../helpers/ports.js';
 
 const ENV = { AFPGW_AUTH__SCRYPT__N: '1024', AFPGW_LISTEN__HOST: '127.0.0.1' };
 

@@ -1,39 +1,23 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { after, it } from 'node:test';
+import { it } from 'node:test';
 import { Redis } from 'ioredis';
 import { Access, ForkError, LOCK_TO_END } from '../../src/meta/forks.js';
-import type { MetaStore } from '../../src/meta/meta-store.js';
 import { RedisMetaStore } from '../../src/meta/redis-store.js';
-import { needRedis, startRedis, type RedisServer } from '../helpers/redis-server.js';
+import { needRedis } from '../helpers/redis-server.js';
+import { redisMetaFixture } from '../helpers/redis-meta.js';
 import { forksContract } from './forks-contract.js';
 
-// One server for the whole file, started by the first test that needs it.
-let server: Promise<RedisServer> | undefined;
-const redisServer = () => (server ??= startRedis());
-after(async () => {
-  if (server) await (await server).stop();
-});
-
-const freshPrefix = () => `fk${randomBytes(6).toString('hex')}`;
+const { redisServer, freshPrefix, open } = redisMetaFixture('fk');
 
 forksContract('RedisForkStore', async (t) => {
-  if (!needRedis(t)) return undefined;
-  const { url } = await redisServer();
-  const keyPrefix = freshPrefix();
-  const opened: MetaStore[] = [];
-  const connect = async () => {
-    const s = await RedisMetaStore.connect({ url, keyPrefix, connectTimeoutMs: 2000 });
-    opened.push(s);
-    return s;
-  };
+  const fx = await open(t);
+  if (!fx) return undefined;
+  const { connect } = fx;
   return {
     store: await connect(),
     // A second connection, as the other node of a pair would have.
     peer: await connect(),
-    async cleanup() {
-      for (const s of opened) await s.close();
-    },
+    cleanup: fx.cleanup,
   };
 });
 

@@ -1,39 +1,24 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import { MetaUnavailableError, type MetaStore } from '../../src/meta/meta-store.js';
+import { MetaUnavailableError } from '../../src/meta/meta-store.js';
 import { openMetaStore } from '../../src/meta/open.js';
 import { RedisMetaStore } from '../../src/meta/redis-store.js';
-import { needRedis, startRedis, type RedisServer } from '../helpers/redis-server.js';
+import { needRedis, startRedis } from '../helpers/redis-server.js';
+import { redisMetaFixture } from '../helpers/redis-meta.js';
 import { metaStoreContract, password } from './contract.js';
 
-// One server for the whole file, started by the first test that needs it.
-let server: Promise<RedisServer> | undefined;
-const redisServer = () => (server ??= startRedis());
-after(async () => {
-  if (server) await (await server).stop();
-});
-
-const freshPrefix = () => `t${randomBytes(6).toString('hex')}`;
+const { redisServer, freshPrefix, open } = redisMetaFixture('t');
 
 metaStoreContract('RedisMetaStore', async (t) => {
-  if (!needRedis(t)) return undefined;
-  const { url } = await redisServer();
-  const keyPrefix = freshPrefix();
-  const opened: MetaStore[] = [];
-  const connect = async () => {
-    const s = await RedisMetaStore.connect({ url, keyPrefix, connectTimeoutMs: 2000 });
-    opened.push(s);
-    return s;
-  };
+  const fx = await open(t);
+  if (!fx) return undefined;
+  const { connect } = fx;
   return {
     store: await connect(),
     reopen: connect,
-    async cleanup() {
-      for (const s of opened) await s.close();
-    },
+    cleanup: fx.cleanup,
   };
 });
 
