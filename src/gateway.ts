@@ -14,6 +14,10 @@ import { DsiAttention } from './dsi/header.js';
 import { DsiServer } from './dsi/server.js';
 import type { MetaStore } from './meta/meta-store.js';
 import { openMetaStoreFromConfig } from './meta/from-config.js';
+import { BandCache } from './blocks/band-cache.js';
+import { UploadPipeline } from './blocks/upload-pipeline.js';
+import { openObjectStore } from './objects/open.js';
+import type { ObjectStore } from './objects/object-store.js';
 import type { Logger } from './ops/log.js';
 import { VolumeCatalog } from './volume/catalog.js';
 import { VolumeSet } from './volume/volume-set.js';
@@ -42,14 +46,36 @@ export class Gateway {
     readonly port: number,
     readonly fellBack: boolean,
     private readonly log: Logger,
+    readonly volumes: VolumeSet,
+    private readonly data: { objects: ObjectStore; cache: BandCache; uploads: UploadPipeline },
   ) {}
 
   static async start(config: GatewayConfig, log: Logger): Promise<Gateway> {
     const meta = await openMetaStoreFromConfig(config.metadata);
     let server: DsiServer | undefined;
+    let objects: ObjectStore | undefined;
+    let cache: BandCache | undefined;
     try {
       const identity = await meta.serverIdentity();
-      const volumes = await VolumeSet.open(new VolumeCatalog(config.volumes), meta);
+      const nodeId = `${hostname()}-${randomBytes(3).toString('hex')}`;
+      objects = await openObjectStore(config.objects);
+      cache = await BandCache.open({ dir: config.cache.dir, size: config.cache.size, dirtyLimit: config.cache.dirtyLimit, log });
+      const uploads = new UploadPipeline(config.cache.uploadConcurrency, log);
+      const volumes = await VolumeSet.open(new VolumeCatalog(config.volumes), meta, {
+        objects,
+        cache,
+        uploads,
+        nodeId,
+        syncTimeoutMs: config.cache.syncTimeoutSeconds * 1000,
+        uploadDelayMs: config.cache.uploadDelayMs,
+        gcGraceMs: config.objects.gcGraceSeconds * 1000,
+        gcIntervalMs: config.objects.gcIntervalSeconds * 1000,
+        log,
+      });
+      // At the dirty limit every volume's dirty blocks go to the front of the queue.
+      cache.onPressure = () => {
+        for (const v of volumes.all()) v.data.uploadAll();
+      };
       const table = buildCommandTable();
       const ctx: AfpServerContext = {
         serverName: config.serverName,
@@ -87,8 +113,7 @@ export class Gateway {
         }
       }
       const listened = await server.listen(config.listen.host, config.listen.port, config.listen.fallbackPort);
-      const nodeId = `${hostname()}-${randomBytes(3).toString('hex')}`;
-      const gw = new Gateway(config, meta, server, ctx, nodeId, listened.host, listened.port, listened.fellBack, log);
+      const gw = new Gateway(config, meta, server, ctx, nodeId, listened.host, listened.port, listened.fellBack, log, volumes, { objects, cache, uploads });
       await gw.registerNode();
       log.info(
         { host: listened.host, port: listened.port, metadata: meta.kind, volumes: config.volumes.map((v) => v.name), uams: config.auth.uams, node: nodeId },
@@ -98,9 +123,25 @@ export class Gateway {
     } catch (err) {
       // Leave nothing half-running: a listener over a closed store would accept Macs it cannot serve.
       await server?.close().catch(() => undefined);
+      await cache?.close().catch(() => undefined);
+      await objects?.close().catch(() => undefined);
       await meta.close().catch(() => undefined);
       throw err;
     }
+  }
+
+  /**
+   * Uploads what the cache holds before the node goes, for at most `ms`: the other node of a
+   * pair can only serve bytes that reached the bucket. What is left stays in the journal and
+   * is uploaded when this node starts again.
+   */
+  private async drainUploads(ms: number): Promise<void> {
+    const deadline = Date.now() + ms;
+    if (this.data.cache.dirtyTotal === 0) return;
+    this.log.info({ dirtyBytes: this.data.cache.dirtyTotal }, 'uploading cached writes before stopping');
+    for (const v of this.volumes.all()) v.data.uploadAll();
+    while (this.data.cache.dirtyTotal > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    if (this.data.cache.dirtyTotal > 0) this.log.warn({ dirtyBytes: this.data.cache.dirtyTotal }, 'stopping with writes not yet uploaded; they upload at the next start');
   }
 
   private async registerNode(): Promise<void> {
@@ -121,7 +162,7 @@ export class Gateway {
    * Graceful stop: tell every Mac the server is going away (DSIAttention), give the notice
    * `noticeMs` to arrive, then close sessions and release the node lease.
    */
-  stop(noticeMs = 200): Promise<void> {
+  stop(noticeMs = 200, drainMs = 30_000): Promise<void> {
     this.stopping ??= (async () => {
       this.ctx.shuttingDown = true;
       if (this.renewTimer) clearInterval(this.renewTimer);
@@ -129,6 +170,11 @@ export class Gateway {
       for (const c of this.server.allConnections()) c.attention(DsiAttention.Shutdown);
       if (noticeMs > 0 && this.server.connectionCount > 0) await new Promise((r) => setTimeout(r, noticeMs));
       await this.server.close();
+      await this.drainUploads(drainMs);
+      await this.volumes.close();
+      await this.data.uploads.close();
+      await this.data.cache.close();
+      await this.data.objects.close();
       await this.meta.unregisterNode(this.nodeId).catch((err: unknown) => this.log.warn({ err }, 'could not release node lease'));
       await this.meta.close();
       this.log.info('stopped');

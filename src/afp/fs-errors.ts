@@ -4,7 +4,12 @@ import {
   kFPAccessDenied,
   kFPCantMove,
   kFPDirNotEmpty,
+  kFPDenyConflict,
   kFPDiskFull,
+  kFPLockErr,
+  kFPNoMoreLocks,
+  kFPRangeNotLocked,
+  kFPRangeOverlap,
   kFPFileBusy,
   kFPItemNotFound,
   kFPMiscErr,
@@ -36,6 +41,13 @@ const defaults: Record<FsFailure, number> = {
   EROFS: kFPVolLocked,
   ENOSPC: kFPDiskFull,
   ESAME: kFPSameObjectErr,
+  EDENY: kFPDenyConflict,
+  ERANGELOCKED: kFPLockErr,
+  ERANGEOVERLAP: kFPRangeOverlap,
+  ENOTLOCKED: kFPRangeNotLocked,
+  ENOLOCKS: kFPNoMoreLocks,
+  EBADF: kFPParamErr,
+  EIO: kFPMiscErr,
 };
 
 export function fsErrorCode(e: FsError, afpVersion: number): number {

@@ -98,6 +98,10 @@ objects:
   # maxAttempts: 5
   # timeoutMs: 30000
 
+  # Replaced block objects are deleted this long after nothing refers to them (both backends).
+  gcGraceSeconds: 900
+  gcIntervalSeconds: 60
+
 # Local write-back cache in front of the object store.
 cache:
   # Default: <dataDir>/cache
@@ -106,6 +110,10 @@ cache:
   # Writes wait when this much data awaits upload. At most size; default 2GiB (or size if smaller).
   dirtyLimit: 2GiB
   uploadConcurrency: 8
+  # A block not written to its end is uploaded this long after its last write.
+  uploadDelayMs: 2000
+  # FPSyncFork/FPSyncDir fail (rather than wait longer) when the stores take longer than this.
+  syncTimeoutSeconds: 60
 
 auth:
   # Offered login methods: DHX2, DHCAST128, "Cleartxt Passwrd", "No User Authent" (guest).

@@ -185,9 +185,16 @@ const metadataSchema = z
   .discriminatedUnion('backend', [embeddedMetadataSchema, redisMetadataSchema])
   .prefault(() => ({ backend: 'embedded' as const }));
 
+// Replaced block objects wait this long before deletion, so a reader on the other node that
+// looked a block up just before it was replaced still finds its object.
+const gcGraceSeconds = atLeast(0).default(900);
+const gcIntervalSeconds = int(1, 86_400).default(60);
+
 export const fsObjectsSchema = z.strictObject({
   backend: z.literal('fs'),
   path: nonEmpty.optional(),
+  gcGraceSeconds,
+  gcIntervalSeconds,
 });
 
 const checksumMode = z.enum(CHECKSUM_MODES).default('WHEN_SUPPORTED');
@@ -207,6 +214,8 @@ export const s3ObjectsSchema = z
     secretAccessKey: nonEmpty.optional(),
     maxAttempts: int(1, 100).default(5),
     timeoutMs: atLeast(1).default(30_000),
+    gcGraceSeconds,
+    gcIntervalSeconds,
   })
   .superRefine((v, ctx) => {
     // One without the other would silently fall back to the SDK's credential chain.
@@ -232,6 +241,11 @@ const cacheSchema = z
     // `size` alone does not turn into an error about a key the user never wrote.
     dirtyLimit: positiveSize.optional(),
     uploadConcurrency: int(1, 64).default(8),
+    // A block not written to its end is uploaded this long after its last write (blocks
+    // written to the end go at once), so small rewrites of one block cost one upload.
+    uploadDelayMs: int(0, 600_000).default(2000),
+    // FPSyncFork/FPSyncDir answer an error when the stores cannot take the bytes this fast.
+    syncTimeoutSeconds: int(1, 3600).default(60),
   })
   .superRefine((c, ctx) => {
     if (c.dirtyLimit !== undefined && c.dirtyLimit > c.size)

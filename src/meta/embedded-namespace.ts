@@ -7,12 +7,40 @@
  *                         a directory in fold-key order, one page at a time
  *   x:<id>:<sortKey>      xattr value (Buffer)
  *   k:<sortKey>           kv value (Buffer)
+ *   b:<id>:<d|r>:<index>  a block's BlockRef { file, gen }; the index zero-padded to 16 digits
+ *                         (2^53 has 16), so a range scan lists a fork's blocks by index and a
+ *                         truncation removes one key range
+ *   g:<at>:<member>       a GC entry (value 1): `at` offset by 2^53 and padded to 17 digits so
+ *                         that negative times order too; `member` is gcMember(), whose byte
+ *                         order breaks ties the same way as the Redis sorted set
+ *   q:<member>            the `at` of that entry, so gcDone can find it from the object alone
+ *                         and queuing an object again replaces its entry
+ * The meta record also holds `gen` (the last generation handed out) and `blockSize` (0 until
+ * fixed).
  *
  * Each change runs in one `db.transaction()` callback. lmdb-js does not roll back a callback's
  * writes when it throws, so every callback makes all of its checks first and returns a
  * NamespaceError instead of throwing; `tx` throws it once the transaction is over.
  */
 import type { Database } from 'lmdb';
+import type { BlockRef, ForkCommit, ForkCommitResult, GcEntry } from './block-maps.js';
+import {
+  checkBlockSize,
+  checkCommit,
+  checkFork,
+  checkGcEntries,
+  checkGcQuery,
+  checkGenerationCount,
+  checkIndex,
+  firstDropped,
+  forkCode,
+  gcMember,
+  lengthField,
+  parseGcMember,
+  sameRef,
+  type ForkCode,
+} from './block-map-records.js';
+import type { ForkKind } from './forks.js';
 import {
   NamespaceError,
   PARENT_OF_ROOT,
@@ -57,7 +85,13 @@ interface Meta {
   nodes: number;
   /** Σ dataLength + rsrcLength over all files. */
   bytes: number;
+  /** The last generation handed out. */
+  gen: number;
+  /** 0 until fixBlockSize. */
+  blockSize: number;
 }
+
+const FORKS: readonly ForkKind[] = ['data', 'rsrc'];
 
 export class EmbeddedNamespace implements NamespaceStore {
   private readonly k: ReturnType<typeof keys>;
@@ -131,6 +165,7 @@ export class EmbeddedNamespace implements NamespaceStore {
       const parent = this.mustNode(node.parent);
       const xattrs = [...this.db.getKeys(this.k.xattrRange(id))];
       const meta = this.meta();
+      if (node.kind === 'file') for (const fork of FORKS) this.dropBlocks(id, fork, 0, now);
       this.db.removeSync(this.k.node(id));
       this.db.removeSync(this.k.child(node.parent, node.key));
       for (const x of xattrs) this.db.removeSync(x);
@@ -173,15 +208,23 @@ export class EmbeddedNamespace implements NamespaceStore {
 
   async update(id: number, patch: NodePatch): Promise<NodeRecord> {
     checkPatch(patch);
+    // The interface takes no time; blocks a shorter length drops are queued as of now.
+    const now = Date.now();
     return this.tx(() => {
       const node = isId(id) ? this.node(id) : undefined;
       if (!node) return fail('not-found', `no node ${id}`);
       if (node.kind === 'dir' && setsForkLength(patch)) return fail('is-dir', `${id} is a directory and has no forks`);
       const updated = applyPatch(node, patch);
       const delta = forkBytes(updated) - forkBytes(node);
-      const meta = delta === 0 ? undefined : this.meta();
+      const meta = this.meta();
       this.db.putSync(this.k.node(id), updated);
-      if (meta) this.db.putSync(this.k.meta, { ...meta, bytes: meta.bytes + delta });
+      if (delta !== 0) this.db.putSync(this.k.meta, { ...meta, bytes: meta.bytes + delta });
+      if (node.kind === 'file') {
+        for (const fork of FORKS) {
+          const length = patch[lengthField(fork)];
+          if (length !== undefined) this.dropBlocks(id, fork, firstDropped(length, meta.blockSize), now);
+        }
+      }
       return toRecord(updated);
     });
   }
@@ -201,12 +244,22 @@ export class EmbeddedNamespace implements NamespaceStore {
       }
       const xa = this.xattrs(a);
       const xb = this.xattrs(b);
+      // Refs keep their `file`: it names the object, which moves with the bytes.
+      const ba = FORKS.map((fork) => this.blocks(a, fork));
+      const bb = FORKS.map((fork) => this.blocks(b, fork));
       this.db.putSync(this.k.node(a), ua);
       this.db.putSync(this.k.node(b), ub);
       for (const [name] of xa) this.db.removeSync(this.k.xattr(a, name));
       for (const [name] of xb) this.db.removeSync(this.k.xattr(b, name));
       for (const [name, value] of xb) this.db.putSync(this.k.xattr(a, name), value);
       for (const [name, value] of xa) this.db.putSync(this.k.xattr(b, name), value);
+      FORKS.forEach((fork, i) => {
+        const f = forkCode(fork);
+        for (const [index] of ba[i]!) this.db.removeSync(this.k.block(a, f, index));
+        for (const [index] of bb[i]!) this.db.removeSync(this.k.block(b, f, index));
+        for (const [index, ref] of bb[i]!) this.db.putSync(this.k.block(a, f, index), ref);
+        for (const [index, ref] of ba[i]!) this.db.putSync(this.k.block(b, f, index), ref);
+      });
       return [toRecord(ua), toRecord(ub)];
     });
   }
@@ -306,10 +359,110 @@ export class EmbeddedNamespace implements NamespaceStore {
     return { nodes, lastId, bytes };
   }
 
-  /** Runs `body` as one LMDB write transaction; a NamespaceError it returns is thrown here. */
-  private async tx<T>(body: () => T | NamespaceError): Promise<T> {
+  async fixBlockSize(proposed: number): Promise<number> {
+    checkBlockSize(proposed);
+    const fixed = this.meta().blockSize;
+    if (fixed > 0) return fixed;
+    return this.tx(() => {
+      const meta = this.meta();
+      if (meta.blockSize > 0) return meta.blockSize;
+      this.db.putSync(this.k.meta, { ...meta, blockSize: proposed });
+      return proposed;
+    });
+  }
+
+  async reserveGenerations(count: number): Promise<number> {
+    checkGenerationCount(count);
+    return this.tx(() => {
+      const meta = this.meta();
+      const last = meta.gen + count;
+      if (!Number.isSafeInteger(last)) return new RangeError('the volume has run out of block generations');
+      this.db.putSync(this.k.meta, { ...meta, gen: last });
+      return meta.gen + 1;
+    });
+  }
+
+  async blockMap(fileId: number, fork: ForkKind): Promise<Map<number, BlockRef>> {
+    checkFork(fork);
+    // No await from here on: the node and its blocks come from one read snapshot.
+    this.mustBeFile(fileId);
+    return new Map(this.blocks(fileId, fork));
+  }
+
+  async blockRef(fileId: number, fork: ForkKind, index: number): Promise<BlockRef | null> {
+    checkFork(fork);
+    checkIndex(index);
+    this.mustBeFile(fileId);
+    return this.ref(fileId, forkCode(fork), index);
+  }
+
+  async commitFork(fileId: number, fork: ForkKind, commit: ForkCommit): Promise<ForkCommitResult> {
+    checkCommit(fork, commit);
+    // Copies, so a caller that changes its objects while the transaction waits changes nothing.
+    const changes = commit.changes.map((c) => ({ index: c.index, expect: copyRef(c.expect), next: copyRef(c.next) }));
+    const { length, modifiedAt, now } = commit;
+    if (!isId(fileId)) throw fail('not-found', `no file ${fileId}`);
+    const f = forkCode(fork);
+    return this.tx((): ForkCommitResult | NamespaceError => {
+      const node = this.node(fileId);
+      if (!node) return fail('not-found', `no file ${fileId}`);
+      if (node.kind === 'dir') return fail('is-dir', `${fileId} is a directory and has no forks`);
+      const current = changes.map((c) => this.ref(fileId, f, c.index));
+      const conflicts = changes.filter((c, i) => !sameRef(c.expect, current[i]!)).map((c) => c.index);
+      if (conflicts.length > 0) return { ok: false, conflicts };
+
+      changes.forEach((c, i) => {
+        const cur = current[i]!;
+        if (sameRef(c.next, cur)) return;
+        if (cur) this.queueGc({ file: cur.file, fork, index: c.index, gen: cur.gen }, now);
+        if (c.next) this.db.putSync(this.k.block(fileId, f, c.index), c.next);
+        else this.db.removeSync(this.k.block(fileId, f, c.index));
+      });
+      const meta = this.meta();
+      const updated: StoredNode = { ...node };
+      if (length !== undefined) {
+        // After the changes, so a `next` past the new end goes straight onto the queue.
+        this.dropBlocks(fileId, fork, firstDropped(length, meta.blockSize), now);
+        updated[lengthField(fork)] = length;
+      }
+      if (modifiedAt !== undefined) updated.modifiedAt = modifiedAt;
+      const delta = forkBytes(updated) - forkBytes(node);
+      if (length !== undefined || modifiedAt !== undefined) this.db.putSync(this.k.node(fileId), updated);
+      if (delta !== 0) this.db.putSync(this.k.meta, { ...meta, bytes: meta.bytes + delta });
+      return { ok: true, node: toRecord(updated) };
+    });
+  }
+
+  async gcDue(before: number, limit: number): Promise<GcEntry[]> {
+    checkGcQuery(before, limit);
+    if (limit === 0) return [];
+    const out: GcEntry[] = [];
+    for (const key of this.db.getKeys({ ...this.k.gcUntil(before), limit })) {
+      const entry = this.k.parseGc(key);
+      if (!entry) throw new Error(`embedded namespace is inconsistent: malformed GC key ${JSON.stringify(key)}`);
+      out.push(entry);
+    }
+    return out;
+  }
+
+  async gcDone(entries: readonly GcEntry[]): Promise<void> {
+    checkGcEntries(entries);
+    const members = entries.map(gcMember);
+    if (members.length === 0) return;
+    await this.tx(() => {
+      for (const m of members) this.unqueueGc(m);
+      return undefined;
+    });
+  }
+
+  async gcPending(): Promise<number> {
+    return this.db.getKeysCount(this.k.gcAll);
+  }
+
+  /** Runs `body` as one LMDB write transaction; an error it returns is thrown here. */
+  private async tx<T>(body: () => T | NamespaceError | RangeError): Promise<T> {
     const result = this.syncCommits ? this.db.transactionSync(body) : await this.db.transaction(body);
-    if (result instanceof NamespaceError) throw result;
+    if (result instanceof Error) throw result;
     return result;
   }
 
@@ -328,9 +481,62 @@ export class EmbeddedNamespace implements NamespaceStore {
     if (!isId(id) || !this.node(id)) throw fail('not-found', `no node ${id}`);
   }
 
+  private mustBeFile(id: number): void {
+    const node = isId(id) ? this.node(id) : undefined;
+    if (!node) throw fail('not-found', `no file ${id}`);
+    if (node.kind === 'dir') throw fail('is-dir', `${id} is a directory and has no forks`);
+  }
+
   private meta(): Meta {
     const meta = this.db.get(this.k.meta) as Partial<Meta> | undefined;
-    return { lastId: meta?.lastId ?? COUNTER_START, nodes: meta?.nodes ?? 0, bytes: meta?.bytes ?? 0 };
+    return {
+      lastId: meta?.lastId ?? COUNTER_START,
+      nodes: meta?.nodes ?? 0,
+      bytes: meta?.bytes ?? 0,
+      gen: meta?.gen ?? 0,
+      blockSize: meta?.blockSize ?? 0,
+    };
+  }
+
+  private ref(id: number, f: ForkCode, index: number): BlockRef | null {
+    const v = this.db.get(this.k.block(id, f, index));
+    return v === undefined ? null : copyRef(v as BlockRef);
+  }
+
+  /** [index, ref] of a fork's blocks by ascending index. */
+  private blocks(id: number, fork: ForkKind): [number, BlockRef][] {
+    const range = this.k.blockRange(id, forkCode(fork));
+    const out: [number, BlockRef][] = [];
+    for (const { key, value } of this.db.getRange(range)) out.push([Number(key.slice(range.start.length)), copyRef(value as BlockRef)]);
+    return out;
+  }
+
+  /** Moves every block of the fork at or past `from` onto the GC queue, stamped `at`. */
+  private dropBlocks(id: number, fork: ForkKind, from: number, at: number): void {
+    if (!Number.isFinite(from)) return;
+    const f = forkCode(fork);
+    const range = this.k.blockRange(id, f);
+    // Collected before any removal, as remove() does with xattrs, so no cursor walks keys being deleted.
+    const doomed = [...this.db.getRange({ start: this.k.block(id, f, from), end: range.end })];
+    for (const { key, value } of doomed) {
+      const ref = value as BlockRef;
+      this.queueGc({ file: ref.file, fork, index: Number(key.slice(range.start.length)), gen: ref.gen }, at);
+      this.db.removeSync(key);
+    }
+  }
+
+  private queueGc(entry: Omit<GcEntry, 'at'>, at: number): void {
+    const member = gcMember(entry);
+    this.unqueueGc(member);
+    this.db.putSync(this.k.gc(at, member), 1);
+    this.db.putSync(this.k.gcIndex(member), at);
+  }
+
+  private unqueueGc(member: string): void {
+    const at = this.db.get(this.k.gcIndex(member));
+    if (typeof at !== 'number') return;
+    this.db.removeSync(this.k.gc(at, member));
+    this.db.removeSync(this.k.gcIndex(member));
   }
 
   /** Walks up from `start`; the bound turns a corrupt parent loop into an error, not a hang. */
@@ -352,9 +558,19 @@ export class EmbeddedNamespace implements NamespaceStore {
   }
 }
 
+const INDEX_DIGITS = 16;
+const TIME_DIGITS = 17;
+const TIME_OFFSET = 2n ** 53n;
+
+/** Decimal digits whose string order is numeric order, for every safe integer (negative too). */
+function orderedTime(at: number): string {
+  return (BigInt(at) + TIME_OFFSET).toString().padStart(TIME_DIGITS, '0');
+}
+
 /** ';' follows ':', so [p:, p;) holds exactly the keys that start with p:. */
 function keys(p: string) {
   const range = (prefix: string) => ({ start: `${prefix}:`, end: `${prefix};` });
+  const gcStart = `${p}g:`;
   return {
     meta: `${p}meta`,
     node: (id: number) => `${p}n:${id}`,
@@ -364,6 +580,17 @@ function keys(p: string) {
     xattrRange: (id: number) => range(`${p}x:${id}`),
     kv: (key: string) => `${p}k:${key}`,
     kvEnd: `${p}k;`,
+    block: (id: number, f: ForkCode, index: number) => `${p}b:${id}:${f}:${String(index).padStart(INDEX_DIGITS, '0')}`,
+    blockRange: (id: number, f: ForkCode) => range(`${p}b:${id}:${f}`),
+    gc: (at: number, member: string) => `${gcStart}${orderedTime(at)}:${member}`,
+    gcUntil: (before: number) => ({ start: gcStart, end: `${gcStart}${orderedTime(before)};` }),
+    gcAll: range(`${p}g`),
+    parseGc(key: string): GcEntry | undefined {
+      const rest = key.slice(gcStart.length);
+      if (!key.startsWith(gcStart) || !/^\d{17}:/.test(rest)) return undefined;
+      return parseGcMember(rest.slice(TIME_DIGITS + 1), Number(BigInt(rest.slice(0, TIME_DIGITS)) - TIME_OFFSET));
+    },
+    gcIndex: (member: string) => `${p}q:${member}`,
   };
 }
 
@@ -386,6 +613,12 @@ function toRecord(n: NodeRecord): NodeRecord {
     rsrcLength: n.rsrcLength,
     childCount: n.childCount,
   };
+}
+
+function copyRef(r: BlockRef): BlockRef;
+function copyRef(r: BlockRef | null): BlockRef | null;
+function copyRef(r: BlockRef | null): BlockRef | null {
+  return r === null ? null : { file: r.file, gen: r.gen };
 }
 
 function forkBytes(n: NodeRecord): number {

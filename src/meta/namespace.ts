@@ -8,6 +8,8 @@
  * is opaque bytes, and names are compared through the volume's `fold` function.
  */
 
+import type { BlockMapStore } from './block-maps.js';
+
 export type NodeKind = 'dir' | 'file';
 
 /** CNIDs 1 ("parent of root") and 2 (the root) are fixed; 3..16 are reserved; new IDs start at 17. */
@@ -90,7 +92,7 @@ export interface NamespaceOptions {
   fold(name: string): string;
 }
 
-export interface NamespaceStore {
+export interface NamespaceStore extends BlockMapStore {
   /** Creates the root (CNID 2, parent 1, named `rootName`) if missing; idempotent. Returns the root. */
   init(rootName: string, init: NodeInit): Promise<NodeRecord>;
   get(id: number): Promise<NodeRecord | undefined>;

@@ -1,7 +1,8 @@
 /**
  * A volume's namespace in Redis. Every key carries the volume's hash tag, so the whole
  * volume sits in one Redis Cluster slot; with B = `<prefix>:{v:<volumeKey>}`:
- *   B:meta          hash: lastId (CNID counter), nodes (how many exist), bytes (Σ fork lengths)
+ *   B:meta          hash: lastId (CNID counter), nodes (how many exist), bytes (Σ fork lengths),
+ *                   gen (the last block generation handed out), blockSize (once fixed)
  *   B:node:<id>     hash: the NodeRecord fields (finderInfo as 32 raw bytes, backupAt '' for
  *                   null) plus `key`, the sort key it is indexed under in its parent
  *   B:dir:<id>      hash: sort key of a child's fold key -> child id (lookups)
@@ -9,6 +10,11 @@
  *                   after a key, or ZRANGE by index)
  *   B:xattr:<id>    hash: xattr name -> raw value
  *   B:kv, B:kvkeys  hash key -> raw value, and a sorted set of the keys for prefix listing
+ *   B:blk:<id>:d, B:blk:<id>:r
+ *                   hash: block index (decimal) -> '<file>:<gen>', the fork's block map
+ *   B:gc            sorted set of GC entries: member gcMember() = '<file>:<d|r>:<index>:<gen>',
+ *                   score the time it was queued. Equal scores order by member bytes, which
+ *                   the embedded store reproduces; queuing a member again restamps it
  *
  * Each change is one Lua script, so it is atomic, and each read that needs more than one
  * key is one script too (one round trip, one consistent view). A script gets B:meta as
@@ -20,8 +26,26 @@
  *
  * Binary values travel as Buffer arguments and come back through the commands' *Buffer
  * variants, so Finder info, xattrs and kv values round-trip byte for byte.
+ *
+ * Block indices, generations and lengths are up to 2^53: scripts keep them as the decimal
+ * strings JavaScript wrote and only compare them through tonumber (exact below 2^53), never
+ * print a Lua number, which would come out in exponent form.
  */
 import type { Redis } from 'ioredis';
+import type { BlockRef, ForkCommit, ForkCommitResult, GcEntry } from './block-maps.js';
+import {
+  checkBlockSize,
+  checkCommit,
+  checkFork,
+  checkGcEntries,
+  checkGcQuery,
+  checkGenerationCount,
+  checkIndex,
+  forkCode,
+  gcMember,
+  parseGcMember,
+} from './block-map-records.js';
+import type { ForkKind } from './forks.js';
 import { MetaError, MetaUnavailableError } from './meta-store.js';
 import {
   NamespaceError,
@@ -85,6 +109,59 @@ local function append(out, list)
   for _, x in ipairs(list) do out[#out + 1] = x end
   return out
 end
+local function blkKey(id, f) return base .. ':blk:' .. id .. ':' .. f end
+local gcKey = base .. ':gc'
+-- Adds the GC member for the object a '<file>:<gen>' ref names at index idx of fork f to
+-- gc, a list of members that gcFlush queues in one go.
+local function gcQueue(gc, ref, f, idx)
+  local file, gen = string.match(ref, '^(%d+):(%d+)$')
+  if not file then error('namespace is inconsistent: malformed block ref ' .. ref) end
+  gc[#gc + 1] = file .. ':' .. f .. ':' .. idx .. ':' .. gen
+end
+-- unpack has a small stack: add members in slices.
+local function gcFlush(gc, now)
+  for i = 1, #gc, 500 do
+    local args = {}
+    for j = i, math.min(i + 499, #gc) do
+      args[#args + 1] = now
+      args[#args + 1] = gc[j]
+    end
+    redis.call('ZADD', gcKey, unpack(args))
+  end
+end
+-- Queues every block of fork f at or past index 'from' (a number) and removes it.
+local function dropBlocks(gc, id, f, from)
+  local key = blkKey(id, f)
+  if redis.call('EXISTS', key) == 0 then return end
+  local all = redis.call('HGETALL', key)
+  local doomed = {}
+  for i = 1, #all, 2 do
+    if tonumber(all[i]) >= from then
+      gcQueue(gc, all[i + 1], f, all[i])
+      doomed[#doomed + 1] = all[i]
+    end
+  end
+  for i = 1, #doomed, 500 do redis.call('HDEL', key, unpack(doomed, i, math.min(i + 499, #doomed))) end
+end
+-- The first index a fork of 'len' bytes (a decimal string) does not cover; nil while no block
+-- size is fixed, as no block can exist then. Exact: see firstDropped in block-map-records.ts.
+local function firstDropped(len)
+  local bs = redis.call('HGET', KEYS[1], 'blockSize')
+  if not bs then return nil end
+  return math.ceil(tonumber(len) / tonumber(bs))
+end
+local function swapKeys(x, y, tmp)
+  local ex, ey = redis.call('EXISTS', x), redis.call('EXISTS', y)
+  if ex == 1 and ey == 1 then
+    redis.call('RENAME', x, tmp)
+    redis.call('RENAME', y, x)
+    redis.call('RENAME', tmp, y)
+  elseif ex == 1 then
+    redis.call('RENAME', x, y)
+  elseif ey == 1 then
+    redis.call('RENAME', y, x)
+  end
+end
 `;
 
 const SCRIPTS = {
@@ -115,7 +192,7 @@ redis.call('HSET', pk, 'modifiedAt', ARGV[3])
 redis.call('HINCRBY', KEYS[1], 'nodes', 1)
 return {'ok', id}`,
 
-  // ARGV: id, now. Returns the node as it was.
+  // ARGV: id, now. Returns the node as it was. A file's blocks go onto the GC queue.
   afpgwNsRemove: `
 local id = ARGV[1]
 if id == '2' then return {'is-root'} end
@@ -129,6 +206,12 @@ redis.call('HDEL', dirKey(parent), key)
 redis.call('ZREM', ordKey(parent), key)
 redis.call('HINCRBY', nodeKey(parent), 'childCount', -1)
 redis.call('HSET', nodeKey(parent), 'modifiedAt', ARGV[2])
+if cur[3] == 'file' then
+  local gc = {}
+  dropBlocks(gc, id, 'd', 0)
+  dropBlocks(gc, id, 'r', 0)
+  gcFlush(gc, ARGV[2])
+end
 redis.call('DEL', k, xattrKey(id), dirKey(id), ordKey(id))
 redis.call('HINCRBY', KEYS[1], 'nodes', -1)
 subBytes(cur[5])
@@ -176,15 +259,17 @@ end
 redis.call('HSET', npk, 'modifiedAt', ARGV[5])
 return append({'ok'}, record(id))`,
 
-  // ARGV: id, '1' when the patch gives a fork a length, then field/value pairs.
+  // ARGV: id, '1' when the patch gives a fork a length, now (the GC stamp for blocks a
+  // shorter length drops), then field/value pairs.
   afpgwNsUpdate: `
-local k = nodeKey(ARGV[1])
+local id = ARGV[1]
+local k = nodeKey(id)
 local kind = redis.call('HGET', k, 'kind')
 if not kind then return {'not-found'} end
 if kind == 'dir' and ARGV[2] == '1' then return {'is-dir'} end
-if #ARGV > 2 then
+if #ARGV > 3 then
   local old = redis.call('HMGET', k, 'dataLength', 'rsrcLength')
-  redis.call('HSET', k, unpack(ARGV, 3))
+  redis.call('HSET', k, unpack(ARGV, 4))
   local new = redis.call('HMGET', k, 'dataLength', 'rsrcLength')
   for i = 1, 2 do
     if old[i] ~= new[i] then
@@ -192,10 +277,20 @@ if #ARGV > 2 then
       addBytes(new[i])
     end
   end
+  if kind == 'file' then
+    local gc = {}
+    for i = 4, #ARGV, 2 do
+      local f = (ARGV[i] == 'dataLength' and 'd') or (ARGV[i] == 'rsrcLength' and 'r') or nil
+      local from = f and firstDropped(ARGV[i + 1])
+      if from then dropBlocks(gc, id, f, from) end
+    end
+    gcFlush(gc, ARGV[3])
+  end
 end
-return append({'ok'}, record(ARGV[1]))`,
+return append({'ok'}, record(id))`,
 
-  // ARGV: a, b, then the names of the fields to swap. Xattr hashes swap by RENAME.
+  // ARGV: a, b, then the names of the fields to swap. Xattr hashes and block maps swap by
+  // RENAME; refs keep their file, which names the object, not its owner.
   afpgwNsExchange: `
 local a, b = ARGV[1], ARGV[2]
 local ka, kb = nodeKey(a), nodeKey(b)
@@ -216,18 +311,9 @@ if a ~= b then
   end
   redis.call('HSET', ka, unpack(pa))
   redis.call('HSET', kb, unpack(pb))
-  local xa, xb = xattrKey(a), xattrKey(b)
-  local ea, eb = redis.call('EXISTS', xa), redis.call('EXISTS', xb)
-  if ea == 1 and eb == 1 then
-    local tmp = base .. ':xattr:swap'
-    redis.call('RENAME', xa, tmp)
-    redis.call('RENAME', xb, xa)
-    redis.call('RENAME', tmp, xb)
-  elseif ea == 1 then
-    redis.call('RENAME', xa, xb)
-  elseif eb == 1 then
-    redis.call('RENAME', xb, xa)
-  end
+  swapKeys(xattrKey(a), xattrKey(b), base .. ':xattr:swap')
+  swapKeys(blkKey(a, 'd'), blkKey(b, 'd'), base .. ':blk:swap')
+  swapKeys(blkKey(a, 'r'), blkKey(b, 'r'), base .. ':blk:swap')
 end
 return append(append({'ok'}, record(a)), record(b))`,
 
@@ -316,6 +402,72 @@ for _, n in ipairs(names) do
   out[#out + 1] = redis.call('HGET', base .. ':kv', n) or ''
 end
 return out`,
+
+  // ARGV: proposed size. Returns the size in force.
+  afpgwNsFixBlockSize: `
+redis.call('HSETNX', KEYS[1], 'blockSize', ARGV[1])
+return redis.call('HGET', KEYS[1], 'blockSize')`,
+
+  // ARGV: id, fork code. Returns {'ok', index, ref, index, ref, ...} in no particular order.
+  afpgwNsBlockMap: `
+local kind = redis.call('HGET', nodeKey(ARGV[1]), 'kind')
+if not kind then return {'not-found'} end
+if kind == 'dir' then return {'is-dir'} end
+return append({'ok'}, redis.call('HGETALL', blkKey(ARGV[1], ARGV[2])))`,
+
+  // ARGV: id, fork code, index. Returns {'ok'} or {'ok', ref}.
+  afpgwNsBlockRef: `
+local kind = redis.call('HGET', nodeKey(ARGV[1]), 'kind')
+if not kind then return {'not-found'} end
+if kind == 'dir' then return {'is-dir'} end
+local ref = redis.call('HGET', blkKey(ARGV[1], ARGV[2]), ARGV[3])
+if not ref then return {'ok'} end
+return {'ok', ref}`,
+
+  // ARGV: id, fork code, now, length ('' to keep), modifiedAt ('' to keep), then
+  // index/expect/next triples with refs as '<file>:<gen>' and '' for absent. Returns
+  // {'conflict', index...} having changed nothing, or {'ok', record...}.
+  afpgwNsCommitFork: `
+local id, f, now, len, mtime = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local k = nodeKey(id)
+local kind = redis.call('HGET', k, 'kind')
+if not kind then return {'not-found'} end
+if kind == 'dir' then return {'is-dir'} end
+local map = blkKey(id, f)
+local current, conflicts = {}, {'conflict'}
+for i = 6, #ARGV, 3 do
+  local cur = redis.call('HGET', map, ARGV[i]) or ''
+  current[i] = cur
+  if cur ~= ARGV[i + 1] then conflicts[#conflicts + 1] = ARGV[i] end
+end
+if #conflicts > 1 then return conflicts end
+local gc = {}
+for i = 6, #ARGV, 3 do
+  local idx, cur, nxt = ARGV[i], current[i], ARGV[i + 2]
+  if nxt ~= cur then
+    if cur ~= '' then gcQueue(gc, cur, f, idx) end
+    if nxt == '' then redis.call('HDEL', map, idx) else redis.call('HSET', map, idx, nxt) end
+  end
+end
+if len ~= '' then
+  -- After the changes, so a next past the new end goes straight onto the queue.
+  local from = firstDropped(len)
+  if from then dropBlocks(gc, id, f, from) end
+  local field = f == 'd' and 'dataLength' or 'rsrcLength'
+  local old = redis.call('HGET', k, field)
+  if old ~= len then
+    redis.call('HSET', k, field, len)
+    subBytes(old)
+    addBytes(len)
+  end
+end
+if mtime ~= '' then redis.call('HSET', k, 'modifiedAt', mtime) end
+gcFlush(gc, now)
+return append({'ok'}, record(id))`,
+
+  // ARGV: before, limit. Returns {member, score, ...}, oldest first, ties by member bytes.
+  afpgwNsGcDue: `
+return redis.call('ZRANGEBYSCORE', gcKey, '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, ARGV[2])`,
 } as const;
 
 type ScriptName = keyof typeof SCRIPTS;
@@ -324,6 +476,8 @@ type Arg = string | Buffer;
 
 /** The *Buffer variants `defineCommand` adds at run time; ioredis cannot type them itself. */
 type ScriptedRedis = Redis & { [K in ScriptName as `${K}Buffer`]: (meta: string, ...argv: Arg[]) => Promise<unknown> };
+
+const GC_SLICE = 1000;
 
 const FAILURES: ReadonlySet<string> = new Set<NamespaceFailure>(['not-found', 'exists', 'not-dir', 'is-dir', 'not-empty', 'cycle', 'is-root', 'no-attr']);
 
@@ -394,7 +548,9 @@ export class RedisNamespace implements NamespaceStore {
     checkPatch(patch);
     if (!isId(id)) throw fail('not-found', `no node ${id}`);
     const pairs = encode(Object.fromEntries(patchEntries(patch)));
-    return parseRecord(await this.run('afpgwNsUpdate', `update ${id}`, String(id), setsForkLength(patch) ? '1' : '0', ...pairs), 1);
+    // The interface takes no time; blocks a shorter length drops are queued as of now.
+    const now = String(Date.now());
+    return parseRecord(await this.run('afpgwNsUpdate', `update ${id}`, String(id), setsForkLength(patch) ? '1' : '0', now, ...pairs), 1);
   }
 
   async exchange(a: number, b: number): Promise<[NodeRecord, NodeRecord]> {
@@ -480,6 +636,76 @@ export class RedisNamespace implements NamespaceStore {
     };
   }
 
+  async fixBlockSize(proposed: number): Promise<number> {
+    checkBlockSize(proposed);
+    const reply = await this.call(() => this.redis.afpgwNsFixBlockSizeBuffer(this.meta, String(proposed)));
+    return parseInteger(reply as ReplyItem, 'block size');
+  }
+
+  async reserveGenerations(count: number): Promise<number> {
+    checkGenerationCount(count);
+    // One command, so atomic without a script.
+    const last = await this.call(() => this.redis.hincrby(this.meta, 'gen', count));
+    if (!Number.isSafeInteger(last)) throw new MetaUnavailableError('the volume has run out of block generations');
+    return last - count + 1;
+  }
+
+  async blockMap(fileId: number, fork: ForkKind): Promise<Map<number, BlockRef>> {
+    checkFork(fork);
+    if (!isId(fileId)) throw fail('not-found', `no file ${fileId}`);
+    const reply = await this.run('afpgwNsBlockMap', `block map of ${fileId}`, String(fileId), forkCode(fork));
+    const entries: [number, BlockRef][] = [];
+    for (let i = 1; i + 1 < reply.length; i += 2) entries.push([parseInteger(reply[i], 'block index'), parseRef(reply[i + 1])]);
+    return new Map(entries.sort((x, y) => x[0] - y[0]));
+  }
+
+  async blockRef(fileId: number, fork: ForkKind, index: number): Promise<BlockRef | null> {
+    checkFork(fork);
+    checkIndex(index);
+    if (!isId(fileId)) throw fail('not-found', `no file ${fileId}`);
+    const reply = await this.run('afpgwNsBlockRef', `block ${index} of ${fileId}`, String(fileId), forkCode(fork), String(index));
+    return reply.length > 1 ? parseRef(reply[1]) : null;
+  }
+
+  async commitFork(fileId: number, fork: ForkKind, commit: ForkCommit): Promise<ForkCommitResult> {
+    checkCommit(fork, commit);
+    if (!isId(fileId)) throw fail('not-found', `no file ${fileId}`);
+    const argv: string[] = [String(fileId), forkCode(fork), String(commit.now), opt(commit.length), opt(commit.modifiedAt)];
+    for (const c of commit.changes) argv.push(String(c.index), encodeRef(c.expect), encodeRef(c.next));
+    const what = `commit to ${fileId}`;
+    const reply = asArray(await this.call(() => this.redis.afpgwNsCommitForkBuffer(this.meta, ...argv)));
+    const status = reply.length > 0 ? text(reply[0], 'status') : '';
+    if (status === 'conflict') return { ok: false, conflicts: reply.slice(1).map((i) => parseInteger(i, 'block index')) };
+    if (status === 'ok') return { ok: true, node: parseRecord(reply, 1) };
+    if (FAILURES.has(status)) throw new NamespaceError(status as NamespaceFailure, what);
+    throw new MetaUnavailableError(`Redis answered afpgwNsCommitFork with ${JSON.stringify(status)}`);
+  }
+
+  async gcDue(before: number, limit: number): Promise<GcEntry[]> {
+    checkGcQuery(before, limit);
+    if (limit === 0) return [];
+    const reply = asArray(await this.call(() => this.redis.afpgwNsGcDueBuffer(this.meta, String(before), String(limit))));
+    const out: GcEntry[] = [];
+    for (let i = 0; i + 1 < reply.length; i += 2) {
+      // Redis prints scores as doubles, maybe in exponent form; they hold safe integers exactly.
+      const entry = parseGcMember(text(reply[i], 'GC member'), Number(text(reply[i + 1], 'GC time')));
+      if (!entry) throw new MetaUnavailableError('Redis holds a malformed GC entry');
+      out.push(entry);
+    }
+    return out;
+  }
+
+  async gcDone(entries: readonly GcEntry[]): Promise<void> {
+    checkGcEntries(entries);
+    const members = entries.map(gcMember);
+    // Slices keep the argument list of one call small; ZREM is idempotent, so no script is needed.
+    for (let i = 0; i < members.length; i += GC_SLICE) await this.call(() => this.redis.zrem(`${this.base}:gc`, ...members.slice(i, i + GC_SLICE)));
+  }
+
+  async gcPending(): Promise<number> {
+    return this.call(() => this.redis.zcard(`${this.base}:gc`));
+  }
+
   private nodeKey(id: number): string {
     return `${this.base}:node:${id}`;
   }
@@ -515,6 +741,21 @@ function encode(fields: Record<string, unknown>): Arg[] {
     if (field !== 'id') out.push(field, Buffer.isBuffer(v) ? v : v === null ? '' : String(v));
   }
   return out;
+}
+
+function opt(v: number | undefined): string {
+  return v === undefined ? '' : String(v);
+}
+
+function encodeRef(r: BlockRef | null): string {
+  return r === null ? '' : `${r.file}:${r.gen}`;
+}
+
+function parseRef(v: ReplyItem | undefined): BlockRef {
+  const m = /^(\d+):(\d+)$/.exec(text(v, 'block ref'));
+  const [file, gen] = m ? [Number(m[1]), Number(m[2])] : [0, 0];
+  if (!isId(file) || !isId(gen)) throw new MetaUnavailableError('Redis holds a malformed block ref');
+  return { file, gen };
 }
 
 function asArray(reply: unknown): ReplyItem[] {

@@ -126,6 +126,8 @@ export class FsObjectStore implements ObjectStore {
       // The GC forgets a key once delete returns; a crash must not bring the object back.
       await fsyncDir(await this.pruneEmpty(dirname(target)));
     } catch (err) {
+      // A concurrent delete in the same directory pruned it first (and synced its parent).
+      if (codeOf(err) === 'ENOENT') return;
       throw fsError(`delete ${key}`, err, key);
     }
   }

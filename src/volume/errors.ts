@@ -18,7 +18,14 @@ export type FsFailure =
   | 'EXATTR_EXISTS' // create of an existing extended attribute
   | 'EROFS' // read-only volume
   | 'ENOSPC' // a limit on what one object may hold
-  | 'ESAME'; // both arguments name the same object
+  | 'ESAME' // both arguments name the same object
+  | 'EDENY' // an open's access or deny modes clash with another open of the file
+  | 'ERANGELOCKED' // a byte range another open has locked
+  | 'ERANGEOVERLAP' // a lock overlapping one the same open holds
+  | 'ENOTLOCKED' // unlocking a range that is not locked as given
+  | 'ENOLOCKS' // the lock table of a file or open is full
+  | 'EBADF' // a fork that is not open (or not open for the operation)
+  | 'EIO'; // the object or metadata store failed or timed out: the data is not (yet) durable
 
 export class FsError extends Error {
   constructor(readonly reason: FsFailure, detail: string) {

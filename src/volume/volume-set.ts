@@ -1,24 +1,65 @@
+import type { BandCache } from '../blocks/band-cache.js';
+import { GarbageCollector } from '../blocks/garbage-collector.js';
+import type { UploadPipeline } from '../blocks/upload-pipeline.js';
+import { VolumeData } from '../blocks/volume-data.js';
 import type { MetaStore } from '../meta/meta-store.js';
+import type { ObjectStore } from '../objects/object-store.js';
+import type { Logger } from '../ops/log.js';
 import type { VolumeCatalog, VolumeDef } from './catalog.js';
 import { folder } from './names.js';
 import { Volume } from './volume.js';
+
+/** What every volume's data shares on one node. */
+export interface DataPlane {
+  objects: ObjectStore;
+  cache: BandCache;
+  uploads: UploadPipeline;
+  nodeId: string;
+  syncTimeoutMs: number;
+  uploadDelayMs: number;
+  gcGraceMs: number;
+  gcIntervalMs: number;
+  log: Logger;
+}
 
 /**
  * Every configured volume, opened once per node. Wire IDs follow the configuration order
  * (first volume = 1), so they stay the same across restarts and on both nodes of a pair.
  */
 export class VolumeSet {
-  private constructor(readonly catalog: VolumeCatalog, private readonly byId: Map<number, Volume>) {}
+  private constructor(readonly catalog: VolumeCatalog, private readonly byId: Map<number, Volume>, private readonly collectors: GarbageCollector[]) {}
 
-  static async open(catalog: VolumeCatalog, meta: MetaStore): Promise<VolumeSet> {
+  static async open(catalog: VolumeCatalog, meta: MetaStore, plane: DataPlane): Promise<VolumeSet> {
     const byId = new Map<number, Volume>();
+    const collectors: GarbageCollector[] = [];
     let wireId = 1;
     for (const def of catalog.all()) {
       const fold = folder(def.caseSensitive);
-      byId.set(wireId, await Volume.open(def, wireId, meta.namespace(volumeKey(def), { fold }), fold, () => meta.sync()));
+      const key = volumeKey(def);
+      const ns = meta.namespace(key, { fold });
+      const blockSize = await ns.fixBlockSize(def.blockSize);
+      if (blockSize !== def.blockSize) {
+        plane.log.warn({ volume: def.name, configured: def.blockSize, kept: blockSize }, 'volume blockSize differs from the one its data was written with; keeping the original');
+      }
+      const data = await VolumeData.open({
+        volumeKey: key,
+        blockSize,
+        store: ns,
+        objects: plane.objects,
+        cache: plane.cache,
+        uploads: plane.uploads,
+        durable: () => meta.sync(),
+        syncTimeoutMs: plane.syncTimeoutMs,
+        uploadDelayMs: plane.uploadDelayMs,
+        log: plane.log.child({ volume: def.name }),
+      });
+      const gc = new GarbageCollector({ volumeKey: key, store: ns, objects: plane.objects, graceMs: plane.gcGraceMs, intervalMs: plane.gcIntervalMs, log: plane.log });
+      gc.start();
+      collectors.push(gc);
+      byId.set(wireId, await Volume.open(def, wireId, ns, fold, () => meta.sync(), { data, forks: meta.forks(key), nodeId: plane.nodeId }));
       wireId++;
     }
-    return new VolumeSet(catalog, byId);
+    return new VolumeSet(catalog, byId, collectors);
   }
 
   byWireId(id: number): Volume | undefined {
@@ -32,6 +73,17 @@ export class VolumeSet {
 
   all(): Volume[] {
     return [...this.byId.values()];
+  }
+
+  /** Runs one GC pass on every volume now (tests, and an operator's "collect now"). */
+  async collectGarbage(): Promise<number> {
+    let n = 0;
+    for (const gc of this.collectors) n += await gc.runOnce();
+    return n;
+  }
+
+  async close(): Promise<void> {
+    for (const gc of this.collectors) await gc.stop();
   }
 }
 

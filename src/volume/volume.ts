@@ -11,6 +11,10 @@ import {
 } from '../meta/namespace.js';
 import type { VolumeDef } from './catalog.js';
 import type { KeyValueArea } from './node.js';
+import type { ForkStore } from '../meta/forks.js';
+import type { VolumeData } from '../blocks/volume-data.js';
+import { ForkHandle, fsCall, type ForkHost } from './fork-handle.js';
+import { Access, type ForkKind, type ForkOwner, type OpenedFork } from './open-fork.js';
 import { FsError, type FsFailure } from './errors.js';
 import { checkName } from './names.js';
 import { mayUnlink, rightsOf, type Principal } from './permissions.js';
@@ -59,17 +63,23 @@ async function fs<T>(run: () => Promise<T>, exists: FsFailure = 'EEXIST'): Promi
   }
 }
 
-export interface OpenForkCheck {
-  /** True when some session holds a fork of this file open. */
-  isOpen(id: number): boolean;
+/** Where a volume's bytes and open forks live. */
+export interface VolumeStorage {
+  data: VolumeData;
+  forks: ForkStore;
+  /** This gateway node, recorded with every open so a dead node's opens can be released. */
+  nodeId: string;
 }
+
+/** How long the volume's committed byte count is reused for size-limit checks. */
+const USED_BYTES_TTL_MS = 1000;
 
 /**
  * The file system one volume presents: CNIDs, entries, parameters and xattrs, with Unix
  * permissions enforced. Shared by every session; all state lives in the namespace store.
  */
-export class Volume {
-  openForks: OpenForkCheck = { isOpen: () => false };
+export class Volume implements ForkHost {
+  private usedCache: { bytes: number; at: number } | null = null;
 
   private constructor(
     readonly def: VolumeDef,
@@ -79,23 +89,100 @@ export class Volume {
     readonly createdAt: number,
     private readonly fold: (n: string) => string,
     private readonly durable: () => Promise<void>,
+    private readonly storage: VolumeStorage,
     private readonly now: () => number,
   ) {}
 
   /** `durable` makes every committed metadata change durable (the store's sync point). */
-  static async open(def: VolumeDef, wireId: number, ns: NamespaceStore, fold: (n: string) => string, durable: () => Promise<void>, now: () => number = Date.now): Promise<Volume> {
+  static async open(def: VolumeDef, wireId: number, ns: NamespaceStore, fold: (n: string) => string, durable: () => Promise<void>, storage: VolumeStorage, now: () => number = Date.now): Promise<Volume> {
     const root = await ns.init(def.name, { uid: 0, gid: 0, mode: ROOT_MODE });
-    return new Volume(def, wireId, ns, root.createdAt, fold, durable, now);
+    return new Volume(def, wireId, ns, root.createdAt, fold, durable, storage, now);
+  }
+
+  get data(): VolumeData {
+    return this.storage.data;
+  }
+
+  get forkStore(): ForkStore {
+    return this.storage.forks;
   }
 
   /**
-   * FPSyncDir: every namespace change in `dir` is durable once this resolves. Changes are
-   * written through to the store as they happen, so what remains is the store's sync.
-   * (Forks with dirty data join this when the data path exists.)
+   * FPSyncDir: every namespace change in `dir`, and every byte written to its files, is
+   * durable once this resolves. Namespace changes are written through to the store as they
+   * happen; files with unsynced bytes are uploaded and committed first, then the store syncs.
    */
   async syncDir(dir: NodeRecord): Promise<void> {
     if (dir.kind !== 'dir') throw new FsError('ENOTDIR', `${dir.name} is a file`);
-    await this.durable();
+    const files: number[] = [];
+    for (const id of this.data.dirtyFiles()) {
+      const n = await this.ns.get(id);
+      if (n && n.parent === dir.id) files.push(id);
+    }
+    await fsCall(() => this.data.syncFiles(files));
+    await fsCall(() => this.durable());
+  }
+
+  /**
+   * FPOpenFork: opens a fork of a file with access and deny modes (Access bits), checked
+   * against every other open of the file on either node. EISDIR for a directory; EACCES
+   * when permissions do not grant the access asked for; ELOCKED for write access to a
+   * write-inhibited file; EDENY on a deny-mode conflict.
+   */
+  async openFork(who: Principal, node: NodeRecord, fork: ForkKind, mode: number, owner: ForkOwner): Promise<OpenedFork> {
+    if (node.kind !== 'file') throw new FsError('EISDIR', `${node.name} is a directory`);
+    const r = rightsOf(who, node);
+    if (mode & Access.Read && !r.read) throw new FsError('EACCES', `no read permission on ${node.name}`);
+    if (mode & Access.Write) {
+      if (!r.write) throw new FsError('EACCES', `no write permission on ${node.name}`);
+      if (node.attributes & Attr.WriteInhibit) throw new FsError('ELOCKED', `${node.name} is write-inhibited`);
+    }
+    await fsCall(() => this.forkStore.open({ openId: owner.openId, session: owner.session, node: this.storage.nodeId, fileId: node.id, fork, mode }));
+    try {
+      const st = await fsCall(() => this.data.attach(node.id, fork));
+      return new ForkHandle(this, node.id, fork, mode, owner.openId, st);
+    } catch (e) {
+      await this.forkStore.close(owner.openId).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /** Which forks of a file some session (on any node) holds open: FPGetFileDirParms's fork-open attribute bits. */
+  async forkOpenState(fileId: number): Promise<{ data: boolean; rsrc: boolean }> {
+    const opens = await this.forkStore.opensOf(fileId);
+    return { data: opens.some((o) => o.fork === 'data'), rsrc: opens.some((o) => o.fork === 'rsrc') };
+  }
+
+  private async isOpen(fileId: number): Promise<boolean> {
+    return (await this.forkStore.opensOf(fileId)).length > 0;
+  }
+
+  /** FPFlush: every fork of the volume this node caches reaches this node's disk. */
+  async flush(): Promise<void> {
+    await this.data.flushAll();
+  }
+
+  /** Ends every open (and lock) a session held on this volume, e.g. when its connection ends. */
+  async releaseSession(session: string): Promise<void> {
+    await this.forkStore.releaseSession(session);
+  }
+
+  /** Throws ENOSPC when the volume's size limit leaves no room for `bytes` more. */
+  async reserveSpace(bytes: number): Promise<void> {
+    const limit = this.def.sizeLimit;
+    if (limit === null || bytes <= 0) return;
+    const t = this.now();
+    if (!this.usedCache || t - this.usedCache.at > USED_BYTES_TTL_MS) this.usedCache = { bytes: (await this.ns.stats()).bytes, at: t };
+    if (this.usedCache.bytes + this.data.pendingGrowth + bytes > limit) throw new FsError('ENOSPC', `the volume is limited to ${limit} bytes`);
+  }
+
+  /** A record with the fork lengths this node knows to be newer than the committed ones. */
+  private live(n: NodeRecord): NodeRecord {
+    if (n.kind !== 'file') return n;
+    const d = this.data.liveLength(n.id, 'data');
+    const r = this.data.liveLength(n.id, 'rsrc');
+    if ((d === undefined || d === n.dataLength) && (r === undefined || r === n.rsrcLength)) return n;
+    return { ...n, dataLength: d ?? n.dataLength, rsrcLength: r ?? n.rsrcLength };
   }
 
   get name(): string {
@@ -114,18 +201,19 @@ export class Volume {
 
   /** The node with this ID, or undefined (for callers to whom a vanished object is no error). */
   async find(id: number): Promise<NodeRecord | undefined> {
-    return id > PARENT_OF_ROOT ? this.ns.get(id) : undefined;
+    const n = id > PARENT_OF_ROOT ? await this.ns.get(id) : undefined;
+    return n && this.live(n);
   }
 
   /** Bytes used by all forks on the volume: what FPGetVolParms reports as used space. */
   async usedBytes(): Promise<number> {
-    return (await this.ns.stats()).bytes;
+    return (await this.ns.stats()).bytes + this.data.pendingGrowth;
   }
 
   async node(id: number): Promise<NodeRecord> {
     const n = id > PARENT_OF_ROOT ? await this.ns.get(id) : undefined;
     if (!n) throw new FsError('ENOENT', `no object with ID ${id}`);
-    return n;
+    return this.live(n);
   }
 
   /** The directory a path starts from; DirID 1 means "parent of the root": the first step names the volume. */
@@ -173,7 +261,7 @@ export class Volume {
       } else {
         const next = await this.ns.lookup(cur.id, s.name);
         if (!next) throw new FsError('ENOENT', `${s.name} not found`);
-        cur = next;
+        cur = this.live(next);
       }
     }
     return cur;
@@ -213,9 +301,18 @@ export class Volume {
     const existing = await this.ns.lookup(parent.id, name);
     if (existing) {
       if (!hard || existing.kind === 'dir') throw new FsError('EEXIST', `${name} exists`);
-      if (this.openForks.isOpen(existing.id)) throw new FsError('EBUSY', `${name} is open`);
+      if (await this.isOpen(existing.id)) throw new FsError('EBUSY', `${name} is open`);
       if (!rightsOf(who, existing).write) throw new FsError('EACCES', `no write permission on ${name}`);
-      return fs(() => this.ns.update(existing.id, { dataLength: 0, rsrcLength: 0, modifiedAt: this.now() }));
+      // Through the data layer, so uploads of earlier writes still under way cannot bring bytes back.
+      for (const fork of ['data', 'rsrc'] as const) {
+        const st = await fsCall(() => this.data.attach(existing.id, fork));
+        try {
+          await fsCall(() => this.data.setLength(st, 0));
+        } finally {
+          this.data.detach(st);
+        }
+      }
+      return fs(() => this.ns.update(existing.id, { modifiedAt: this.now() }));
     }
     return fs(() => this.ns.create(parent.id, name, 'file', { uid: who.uid, gid: who.gid, mode: NEW_FILE_MODE }, this.now()));
   }
@@ -226,8 +323,10 @@ export class Volume {
     const parent = await this.node(node.parent);
     if (!mayUnlink(who, parent, node)) throw new FsError('EACCES', `no permission to delete ${node.name}`);
     if (node.attributes & Attr.DeleteInhibit) throw new FsError('ELOCKED', `${node.name} is delete-inhibited`);
-    if (node.kind === 'file' && this.openForks.isOpen(node.id)) throw new FsError('EBUSY', `${node.name} is open`);
-    return fs(() => this.ns.remove(node.id, this.now()));
+    if (node.kind === 'file' && (await this.isOpen(node.id))) throw new FsError('EBUSY', `${node.name} is open`);
+    const removed = await fs(() => this.ns.remove(node.id, this.now()));
+    if (removed.kind === 'file') this.data.forget(removed.id);
+    return removed;
   }
 
   /** FPRename: a new name in the same directory. Renaming to the very same name succeeds and changes nothing. */
@@ -278,7 +377,7 @@ export class Volume {
     // Only the volume backup date, which backup software records, stays open to all.
     const touchesRoot = touchesContent && (patch.attributes !== undefined || patch.finderInfo !== undefined || patch.createdAt !== undefined || patch.modifiedAt !== undefined);
     if (node.id === ROOT_ID && touchesRoot && !r.owner) throw new FsError('EACCES', 'the volume root belongs to the volume');
-    return fs(() => this.ns.update(node.id, patch));
+    return this.live(await fs(() => this.ns.update(node.id, patch)));
   }
 
   /** FPExchangeFiles: contents swap, IDs and names stay. */
@@ -286,13 +385,14 @@ export class Volume {
     if (a.kind !== 'file' || b.kind !== 'file') throw new FsError('EISDIR', 'only files can be exchanged');
     if (a.id === b.id) throw new FsError('ESAME', 'a file cannot be exchanged with itself');
     if (!rightsOf(who, a).write || !rightsOf(who, b).write) throw new FsError('EACCES', 'no write permission on both files');
+    // The block maps swap in the store; bytes still in this node's cache must be there first.
+    await fsCall(() => this.data.syncFiles([a.id, b.id]));
     await fs(() => this.ns.exchange(a.id, b.id));
+    await this.data.reload(a.id);
+    await this.data.reload(b.id);
   }
 
-  /**
-   * FPCopyFile: a new file with the source's Finder info, attributes, dates and xattrs.
-   * Fork contents are copied by the data layer, which owns the bytes.
-   */
+  /** FPCopyFile: a new file with the source's bytes, Finder info, attributes, dates and xattrs. */
   async copyFile(who: Principal, src: NodeRecord, dst: NodeRecord, newName: string | null): Promise<NodeRecord> {
     if (src.kind !== 'file') throw new FsError('EISDIR', 'only files can be copied');
     if (!rightsOf(who, src).read) throw new FsError('EACCES', `no read permission on ${src.name}`);
@@ -308,13 +408,17 @@ export class Volume {
       const v = await this.ns.getXattr(src.id, x);
       if (v) await fs(() => this.ns.setXattr(copy.id, x, v, 'any'));
     }
-    return fs(() => this.ns.update(copy.id, { dataLength: src.dataLength, rsrcLength: src.rsrcLength }));
+    await this.reserveSpace(src.dataLength + src.rsrcLength);
+    await fsCall(() => this.data.copy(src.id, copy.id));
+    // The copy keeps the source's dates, which writing its bytes moved on.
+    return this.live(await fs(() => this.ns.update(copy.id, { modifiedAt: src.modifiedAt })));
   }
 
   async list(who: Principal, dir: NodeRecord, opts: { after?: string; offset?: number; limit: number }): Promise<ChildrenPage> {
     if (dir.kind !== 'dir') throw new FsError('ENOTDIR', `${dir.name} is a file`);
     if (!rightsOf(who, dir).read) throw new FsError('EACCES', `no read permission on ${dir.name}`);
-    return fs(() => this.ns.children(dir.id, opts));
+    const page = await fs(() => this.ns.children(dir.id, opts));
+    return { ...page, entries: page.entries.map((n) => this.live(n)) };
   }
 
   // Extended attributes. Finder info is also reachable as the com.apple.FinderInfo xattr,

@@ -17,8 +17,8 @@ test('no file and no env: the embedded default', async () => {
     listen: { host: '0.0.0.0', port: 548, fallbackPort: 10548 },
     volumes: [{ name: 'TimeMachine', timeMachine: true, sizeLimit: null, users: [], blockSize: 4 * MiB, allowGuest: false, caseSensitive: false }],
     metadata: { backend: 'embedded', path: '/srv/try-out/afp-data/meta', sync: 'periodic', syncIntervalMs: 1000 },
-    objects: { backend: 'fs', path: '/srv/try-out/afp-data/objects' },
-    cache: { dir: '/srv/try-out/afp-data/cache', size: 10 * GiB, dirtyLimit: 2 * GiB, uploadConcurrency: 8 },
+    objects: { backend: 'fs', path: '/srv/try-out/afp-data/objects', gcGraceSeconds: 900, gcIntervalSeconds: 60 },
+    cache: { dir: '/srv/try-out/afp-data/cache', size: 10 * GiB, dirtyLimit: 2 * GiB, uploadConcurrency: 8, uploadDelayMs: 2000, syncTimeoutSeconds: 60 },
     auth: {
       uams: ['DHX2', 'DHCAST128'],
       loginThrottle: { freeFailures: 3, maxDelayMs: 10000 },
@@ -150,8 +150,10 @@ test('a full file: every key read, sizes in bytes', async () => {
       secretAccessKey: 'wJalrXUtnFEMI',
       maxAttempts: 3,
       timeoutMs: 60000,
+      gcGraceSeconds: 900,
+      gcIntervalSeconds: 60,
     });
-    assert.deepEqual(cfg.cache, { dir: '/var/cache/afp-gateway', size: 1.5 * TiB, dirtyLimit: 64 * GiB, uploadConcurrency: 16 });
+    assert.deepEqual(cfg.cache, { dir: '/var/cache/afp-gateway', size: 1.5 * TiB, dirtyLimit: 64 * GiB, uploadConcurrency: 16, uploadDelayMs: 2000, syncTimeoutSeconds: 60 });
     assert.deepEqual(cfg.auth, {
       uams: ['DHX2', 'Cleartxt Passwrd', 'No User Authent'],
       loginThrottle: { freeFailures: 5, maxDelayMs: 30000 },
@@ -178,7 +180,7 @@ test('redis by url, with derived default paths still under dataDir', async () =>
   const cfg = parseConfig({ dataDir: '/d', metadata: { backend: 'redis', url: 'rediss://:pw@redis:6380/2' } });
   assert.equal(cfg.metadata.backend, 'redis');
   if (cfg.metadata.backend === 'redis') assert.equal(cfg.metadata.url, 'rediss://:pw@redis:6380/2');
-  assert.deepEqual(cfg.objects, { backend: 'fs', path: '/d/objects' });
+  assert.deepEqual(cfg.objects, { backend: 'fs', path: '/d/objects', gcGraceSeconds: 900, gcIntervalSeconds: 60 });
   assert.equal(cfg.cache.dir, '/d/cache');
 });
 

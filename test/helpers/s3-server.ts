@@ -101,6 +101,8 @@ export function s3Config(server: S3Server, overrides: Partial<S3ObjectsConfig> =
     accessKeyId: server.accessKeyId,
     secretAccessKey: server.secretAccessKey,
     maxAttempts: 3,
+    gcGraceSeconds: 900,
+    gcIntervalSeconds: 60,
     timeoutMs: 5000,
     ...overrides,
   };

@@ -7,6 +7,9 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it, type TestContext } from 'node:test';
 import fc from 'fast-check';
+import type { BlockChange, BlockRef, ForkCommit, GcEntry } from '../../src/meta/block-maps.js';
+import { compareGcEntries } from '../../src/meta/block-map-records.js';
+import type { ForkKind } from '../../src/meta/forks.js';
 import type { MetaStore } from '../../src/meta/meta-store.js';
 import {
   FIRST_FREE_ID,
@@ -786,6 +789,390 @@ export function namespaceContract(name: string, open: OpenNamespaceStore, option
       }));
     });
 
+    describe('block maps', () => {
+      const r = (file: number, gen: number): BlockRef => ({ file, gen });
+      const put = (index: number, next: BlockRef | null, expect: BlockRef | null = null): BlockChange => ({ index, expect, next });
+      const mapOf = async (ns: NamespaceStore, id: number, fork: ForkKind) => [...(await ns.blockMap(id, fork)).entries()];
+      const allGc = (ns: NamespaceStore) => ns.gcDue(Number.MAX_SAFE_INTEGER, 1_000_000);
+      const gc = (file: number, fork: ForkKind, index: number, gen: number, at: number): GcEntry => ({ file, fork, index, gen, at });
+      async function commitOk(ns: NamespaceStore, id: number, fork: ForkKind, commit: ForkCommit): Promise<NodeRecord> {
+        const res = await ns.commitFork(id, fork, commit);
+        assert.ok(res.ok, `commit to ${id} conflicted: ${JSON.stringify(res)}`);
+        return res.node;
+      }
+
+      it('fixes the block size with the first call, for every store on the volume', withNs(async ({ h, ns, other }) => {
+        for (const bad of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 53]) await assert.rejects(ns.fixBlockSize(bad), RangeError, String(bad));
+        assert.equal(await ns.fixBlockSize(4096), 4096);
+        assert.equal(await ns.fixBlockSize(8192), 4096);
+        assert.equal(await other.fixBlockSize(1), 4096);
+        await assert.rejects(ns.fixBlockSize(0), RangeError, 'checked even once fixed');
+
+        const stores = [h.store, h.peer ?? h.store];
+        const got = await Promise.all(Array.from({ length: 20 }, (_, i) => stores[i % 2]!.namespace('bs-race', OPTS).fixBlockSize(1000 + i)));
+        assert.equal(new Set(got).size, 1, JSON.stringify(got));
+        assert.ok(got[0]! >= 1000 && got[0]! < 1020);
+      }));
+
+      it('hands out generations from 1, never twice, under concurrency on both stores', withNs(async ({ ns, other }) => {
+        for (const bad of [0, -1, 1.5, Number.NaN, 1_000_001]) await assert.rejects(ns.reserveGenerations(bad), RangeError, String(bad));
+        assert.equal(await ns.reserveGenerations(1), 1);
+        assert.equal(await other.reserveGenerations(3), 2);
+        const counts = Array.from({ length: 50 }, (_, i) => 1 + (i % 7));
+        const firsts = await Promise.all(counts.map((c, i) => (i % 2 ? other : ns).reserveGenerations(c)));
+        const taken = firsts.flatMap((first, i) => Array.from({ length: counts[i]! }, (_, j) => first + j)).sort((x, y) => x - y);
+        const total = counts.reduce((s, c) => s + c, 0);
+        assert.deepEqual(taken, Array.from({ length: total }, (_, i) => 5 + i), 'disjoint ranges that leave no gap');
+        assert.equal(await ns.reserveGenerations(1_000_000), 5 + total);
+        assert.equal(await other.reserveGenerations(1), 5 + total + 1_000_000);
+      }));
+
+      it('commits blocks, a length and a date, and reads them back by ascending index', withNs(async ({ ns }) => {
+        await ns.fixBlockSize(4);
+        const f = await file(ns, ROOT_ID, 'f');
+        assert.deepEqual(await mapOf(ns, f.id, 'data'), []);
+        assert.equal(await ns.blockRef(f.id, 'data', 0), null);
+
+        const node = await commitOk(ns, f.id, 'data', { changes: [put(2, r(f.id, 2)), put(0, r(f.id, 1))], length: 12, modifiedAt: T0 + 5, now: T0 });
+        assert.deepEqual(node, { ...f, dataLength: 12, modifiedAt: T0 + 5 });
+        assert.deepEqual(await ns.get(f.id), node);
+        assert.deepEqual(await mapOf(ns, f.id, 'data'), [[0, r(f.id, 1)], [2, r(f.id, 2)]]);
+        assert.deepEqual(await mapOf(ns, f.id, 'rsrc'), []);
+        assert.deepEqual(await ns.blockRef(f.id, 'data', 2), r(f.id, 2));
+        assert.equal(await ns.blockRef(f.id, 'data', 1), null);
+        assert.equal(await ns.blockRef(f.id, 'rsrc', 0), null);
+        assert.equal((await ns.stats()).bytes, 12);
+        assert.equal(await ns.gcPending(), 0);
+
+        // Without length or date the node stays as it is; indices far apart still list in order.
+        const far = [9, 10, 100, 2 ** 40, Number.MAX_SAFE_INTEGER];
+        const again = await commitOk(ns, f.id, 'rsrc', { changes: far.map((i, n) => put(i, r(f.id, 10 + n))).reverse(), now: T0 });
+        assert.deepEqual(again, node);
+        assert.deepEqual(await mapOf(ns, f.id, 'rsrc'), far.map((i, n) => [i, r(f.id, 10 + n)]));
+        assert.deepEqual(await ns.blockRef(f.id, 'rsrc', Number.MAX_SAFE_INTEGER), r(f.id, 14));
+
+        // The store keeps its own copies of the refs.
+        const mine = r(f.id, 20);
+        await commitOk(ns, f.id, 'data', { changes: [put(1, mine)], now: T0 });
+        mine.gen = 99;
+        (await ns.blockMap(f.id, 'data')).get(1)!.gen = 98;
+        assert.deepEqual(await ns.blockRef(f.id, 'data', 1), r(f.id, 20));
+      }));
+
+      it('queues replaced and removed refs; a next equal to its expect changes nothing', withNs(async ({ ns }) => {
+        await ns.fixBlockSize(4);
+        const f = await file(ns, ROOT_ID, 'f');
+        await commitOk(ns, f.id, 'data', { changes: [put(0, r(f.id, 1)), put(1, r(f.id, 2))], length: 8, now: T0 });
+        await commitOk(ns, f.id, 'data', { changes: [put(0, r(f.id, 3), { file: f.id, gen: 1 }), put(1, r(f.id, 2), r(f.id, 2))], now: T0 + 1 });
+        assert.deepEqual(await allGc(ns), [gc(f.id, 'data', 0, 1, T0 + 1)]);
+        await commitOk(ns, f.id, 'data', { changes: [put(1, null, r(f.id, 2)), put(2, null, null)], now: T0 + 2 });
+        assert.deepEqual(await allGc(ns), [gc(f.id, 'data', 0, 1, T0 + 1), gc(f.id, 'data', 1, 2, T0 + 2)]);
+        assert.deepEqual(await mapOf(ns, f.id, 'data'), [[0, r(f.id, 3)]]);
+        assert.equal(await ns.gcPending(), 2);
+        assert.equal((await ns.get(f.id))?.dataLength, 8);
+      }));
+
+      it('applies nothing when any expectation fails, and reports every failed index', withNs(async ({ ns }) => {
+        await ns.fixBlockSize(4);
+        const f = await file(ns, ROOT_ID, 'f');
+        const before = await commitOk(ns, f.id, 'data', { changes: [put(0, r(f.id, 1)), put(1, r(f.id, 2))], length: 8, now: T0 });
+        const res = await ns.commitFork(f.id, 'data', {
+          changes: [put(0, r(f.id, 5), r(f.id, 1)), put(1, r(f.id, 6), null), put(3, null, r(f.id, 9)), put(4, r(f.id, 7), r(f.id + 1, 2))],
+          length: 0,
+          modifiedAt: T0 + 9,
+          now: T0 + 1,
+        });
+        assert.deepEqual(res, { ok: false, conflicts: [1, 3, 4] });
+        assert.deepEqual(await mapOf(ns, f.id, 'data'), [[0, r(f.id, 1)], [1, r(f.id, 2)]]);
+        assert.deepEqual(await ns.get(f.id), before);
+        assert.equal(await ns.gcPending(), 0);
+        assert.equal((await ns.stats()).bytes, 8);
+        // Same gen, other file: a different object.
+        assert.deepEqual(await ns.commitFork(f.id, 'data', { changes: [put(1, null, r(f.id + 1, 2))], now: T0 }), { ok: false, conflicts: [1] });
+        assert.deepEqual(await ns.commitFork(f.id, 'rsrc', { changes: [put(0, null, r(f.id, 1))], now: T0 }), { ok: false, conflicts: [0] }, 'forks are apart');
+      }));
+
+      it('lets exactly one of 20 concurrent commits of one block win', withNs(async ({ ns, other }) => {
+        const f = await file(ns, ROOT_ID, 'f');
+        const results = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? other : ns).commitFork(f.id, 'data', { changes: [put(0, r(f.id, i + 1))], now: T0 })));
+        const won = results.flatMap((res, i) => (res.ok ? [i] : []));
+        assert.equal(won.length, 1, JSON.stringify(results));
+        for (const res of results) if (!res.ok) assert.deepEqual(res.conflicts, [0]);
+        assert.deepEqual(await mapOf(other, f.id, 'data'), [[0, r(f.id, won[0]! + 1)]]);
+      }));
+
+      it('fails with not-found and is-dir, after checking its arguments', withNs(async ({ ns }) => {
+        const d = await dir(ns, ROOT_ID, 'd');
+        const f = await file(ns, ROOT_ID, 'f');
+        const ok: ForkCommit = { changes: [put(0, r(f.id, 1))], now: T0 };
+        for (const id of [999, 0, -1, 1.5, PARENT_OF_ROOT]) {
+          await rejectsWith(ns.commitFork(id, 'data', ok), 'not-found');
+          await rejectsWith(ns.blockMap(id, 'rsrc'), 'not-found');
+          await rejectsWith(ns.blockRef(id, 'data', 0), 'not-found');
+        }
+        for (const id of [d.id, ROOT_ID]) {
+          await rejectsWith(ns.commitFork(id, 'data', ok), 'is-dir');
+          await rejectsWith(ns.commitFork(id, 'rsrc', { changes: [], length: 0, now: T0 }), 'is-dir');
+          await rejectsWith(ns.blockMap(id, 'data'), 'is-dir');
+          await rejectsWith(ns.blockRef(id, 'data', 0), 'is-dir');
+        }
+        const bad: [string, ForkCommit][] = [
+          ['negative index', { changes: [put(-1, null)], now: T0 }],
+          ['fractional index', { changes: [put(1.5, null)], now: T0 }],
+          ['unsafe index', { changes: [put(2 ** 53, null)], now: T0 }],
+          ['duplicate index', { changes: [put(3, r(f.id, 1)), put(3, null)], now: T0 }],
+          ['ref file 0', { changes: [put(0, r(0, 1))], now: T0 }],
+          ['ref gen 0', { changes: [put(0, r(f.id, 0))], now: T0 }],
+          ['negative gen in expect', { changes: [put(0, null, r(f.id, -2))], now: T0 }],
+          ['fractional gen', { changes: [put(0, r(f.id, 1.5))], now: T0 }],
+          ['negative length', { changes: [], length: -1, now: T0 }],
+          ['fractional length', { changes: [], length: 0.5, now: T0 }],
+          ['NaN modifiedAt', { changes: [], modifiedAt: Number.NaN, now: T0 }],
+          ['fractional now', { changes: [], now: T0 + 0.5 }],
+          ['no changes array', { now: T0 } as unknown as ForkCommit],
+        ];
+        for (const [what, commit] of bad) {
+          for (const id of [f.id, 999, d.id]) await assert.rejects(ns.commitFork(id, 'data', commit), RangeError, `${what} on ${id}`);
+        }
+        for (const id of [f.id, 999]) {
+          await assert.rejects(ns.commitFork(id, 'both' as ForkKind, ok), RangeError);
+          await assert.rejects(ns.blockMap(id, 'both' as ForkKind), RangeError);
+          for (const index of [-1, 0.5, Number.NaN, 2 ** 53]) await assert.rejects(ns.blockRef(id, 'data', index), RangeError, String(index));
+        }
+        assert.deepEqual(await mapOf(ns, f.id, 'data'), []);
+        await ns.remove(f.id, T0);
+        await rejectsWith(ns.commitFork(f.id, 'data', ok), 'not-found');
+        await rejectsWith(ns.blockMap(f.id, 'data'), 'not-found');
+      }));
+
+      it('drops blocks past a new length, including a next past the new end', withNs(async ({ ns }) => {
+        await ns.fixBlockSize(10);
+        const f = await file(ns, ROOT_ID, 'f');
+        await commitOk(ns, f.id, 'data', { changes: [0, 1, 2, 3, 4].map((i) => put(i, r(f.id, i + 1))), length: 50, now: T0 });
+        await commitOk(ns, f.id, 'rsrc', { changes: [put(0, r(f.id, 9)), put(7, r(f.id, 10))], length: 80, now: T0 });
+        const node = await commitOk(ns, f.id, 'data', { changes: [put(4, r(f.id, 40), r(f.id, 5)), put(5, r(f.id, 50)), put(1, r(f.id, 20), r(f.id, 2))], length: 35, now: T0 + 10 });
+        assert.deepEqual([node.dataLength, node.rsrcLength], [35, 80]);
+        assert.deepEqual(await mapOf(ns, f.id, 'data'), [[0, r(f.id, 1)], [1, r(f.id, 20)], [2, r(f.id, 3)], [3, r(f.id, 4)]]);
+        assert.deepEqual(
+          (await allGc(ns)).sort(compareGcEntries),
+          [gc(f.id, 'data', 1, 2, T0 + 10), gc(f.id, 'data', 4, 5, T0 + 10), gc(f.id, 'data', 4, 40, T0 + 10), gc(f.id, 'data', 5, 50, T0 + 10)].sort(compareGcEntries),
+        );
+        assert.equal((await ns.stats()).bytes, 115);
+
+        // At a block boundary the block that starts there goes; growing drops nothing.
+        await commitOk(ns, f.id, 'data', { changes: [], length: 30, now: T0 + 11 });
+        assert.deepEqual((await mapOf(ns, f.id, 'data')).map(([i]) => i), [0, 1, 2]);
+        await commitOk(ns, f.id, 'data', { changes: [], length: 21, now: T0 + 12 });
+        assert.deepEqual((await mapOf(ns, f.id, 'data')).map(([i]) => i), [0, 1, 2]);
+        await commitOk(ns, f.id, 'data', { changes: [], length: 1000, now: T0 + 13 });
+        assert.deepEqual((await mapOf(ns, f.id, 'data')).map(([i]) => i), [0, 1, 2]);
+        assert.equal(await ns.gcPending(), 5);
+
+        // The other fork keeps its blocks until its own length shrinks.
+        assert.deepEqual((await mapOf(ns, f.id, 'rsrc')).map(([i]) => i), [0, 7]);
+        const last = await commitOk(ns, f.id, 'rsrc', { changes: [], length: 0, now: T0 + 14 });
+        assert.deepEqual(await mapOf(ns, f.id, 'rsrc'), []);
+        assert.deepEqual((await allGc(ns)).filter((e) => e.fork === 'rsrc'), [gc(f.id, 'rsrc', 0, 9, T0 + 14), gc(f.id, 'rsrc', 7, 10, T0 + 14)]);
+        assert.deepEqual([last.dataLength, last.rsrcLength], [1000, 0]);
+        assert.equal((await ns.stats()).bytes, 1000);
+      }));
+
+      it('sets a length without a fixed block size, dropping nothing', withNs(async ({ ns }) => {
+        const f = await file(ns, ROOT_ID, 'f');
+        const node = await commitOk(ns, f.id, 'data', { changes: [put(3, r(f.id, 1))], length: 1, now: T0 });
+        assert.equal(node.dataLength, 1);
+        assert.deepEqual(await mapOf(ns, f.id, 'data'), [[3, r(f.id, 1)]]);
+        await ns.update(f.id, { dataLength: 0 });
+        assert.deepEqual(await mapOf(ns, f.id, 'data'), [[3, r(f.id, 1)]]);
+        assert.equal(await ns.gcPending(), 0);
+        assert.equal((await ns.stats()).bytes, 0);
+      }));
+
+      it('queues every block of both forks when a file is removed', withNs(async ({ ns, other }) => {
+        await ns.fixBlockSize(4);
+        const f = await file(ns, ROOT_ID, 'f');
+        const g = await file(ns, ROOT_ID, 'g');
+        await commitOk(ns, f.id, 'data', { changes: [put(0, r(f.id, 1)), put(1, r(f.id, 2))], length: 8, now: T0 });
+        await commitOk(ns, f.id, 'rsrc', { changes: [put(0, r(f.id, 3))], length: 3, now: T0 });
+        await commitOk(ns, g.id, 'data', { changes: [put(0, r(g.id, 4))], length: 4, now: T0 });
+        await other.remove(f.id, T0 + 20);
+        assert.deepEqual(await allGc(ns), [gc(f.id, 'data', 0, 1, T0 + 20), gc(f.id, 'data', 1, 2, T0 + 20), gc(f.id, 'rsrc', 0, 3, T0 + 20)]);
+        await rejectsWith(ns.blockMap(f.id, 'data'), 'not-found');
+        assert.deepEqual(await mapOf(ns, g.id, 'data'), [[0, r(g.id, 4)]], 'other files keep theirs');
+        assert.equal((await ns.stats()).bytes, 4);
+        const d = await dir(ns, ROOT_ID, 'd');
+        const empty = await file(ns, ROOT_ID, 'empty');
+        await ns.remove(d.id, T0 + 30);
+        await ns.remove(empty.id, T0 + 30);
+        assert.equal(await ns.gcPending(), 3);
+      }));
+
+      it('drops blocks past a length set by update', withNs(async ({ ns }) => {
+        await ns.fixBlockSize(10);
+        const f = await file(ns, ROOT_ID, 'f');
+        await commitOk(ns, f.id, 'data', { changes: [0, 1, 2].map((i) => put(i, r(f.id, i + 1))), length: 30, now: T0 });
+        await commitOk(ns, f.id, 'rsrc', { changes: [put(0, r(f.id, 7))], length: 5, now: T0 });
+        await ns.update(f.id, { dataLength: 100, uid: 7 });
+        assert.equal(await ns.gcPending(), 0);
+        const before = Date.now();
+        const node = await ns.update(f.id, { dataLength: 11, rsrcLength: 0 });
+        const after = Date.now();
+        assert.deepEqual([node.dataLength, node.rsrcLength], [11, 0]);
+        assert.deepEqual(await mapOf(ns, f.id, 'data'), [[0, r(f.id, 1)], [1, r(f.id, 2)]]);
+        assert.deepEqual(await mapOf(ns, f.id, 'rsrc'), []);
+        const queued = await allGc(ns);
+        assert.deepEqual(queued.map(({ at: _, ...e }) => e).sort((x, y) => x.gen - y.gen), [
+          { file: f.id, fork: 'data', index: 2, gen: 3 },
+          { file: f.id, fork: 'rsrc', index: 0, gen: 7 },
+        ]);
+        for (const e of queued) assert.ok(e.at >= before && e.at <= after, `stamped ${e.at}, called in [${before}, ${after}]`);
+        assert.equal((await ns.stats()).bytes, 11);
+      }));
+
+      it('exchange swaps the block maps of both forks, refs keeping their file', withNs(async ({ ns, other }) => {
+        await ns.fixBlockSize(4);
+        const a = await file(ns, ROOT_ID, 'a');
+        const b = await file(ns, ROOT_ID, 'b');
+        await commitOk(ns, a.id, 'data', { changes: [put(0, r(a.id, 1))], length: 4, now: T0 });
+        await commitOk(ns, a.id, 'rsrc', { changes: [put(0, r(a.id, 2))], length: 2, now: T0 });
+        await commitOk(ns, b.id, 'data', { changes: [put(0, r(b.id, 3)), put(1, r(b.id, 4))], length: 8, now: T0 });
+        const [ra, rb] = await other.exchange(a.id, b.id);
+        assert.deepEqual([ra.dataLength, ra.rsrcLength, rb.dataLength, rb.rsrcLength], [8, 0, 4, 2]);
+        assert.deepEqual(await mapOf(ns, a.id, 'data'), [[0, r(b.id, 3)], [1, r(b.id, 4)]]);
+        assert.deepEqual(await mapOf(ns, a.id, 'rsrc'), []);
+        assert.deepEqual(await mapOf(ns, b.id, 'data'), [[0, r(a.id, 1)]]);
+        assert.deepEqual(await mapOf(ns, b.id, 'rsrc'), [[0, r(a.id, 2)]]);
+        assert.equal(await ns.gcPending(), 0);
+        assert.equal((await ns.stats()).bytes, 14);
+        // Commits follow the bytes: b now holds a's objects.
+        assert.deepEqual(await ns.commitFork(b.id, 'data', { changes: [put(0, null, r(b.id, 3))], now: T0 }), { ok: false, conflicts: [0] });
+        await commitOk(ns, b.id, 'data', { changes: [put(0, r(b.id, 5), r(a.id, 1))], now: T0 + 1 });
+        assert.deepEqual(await allGc(ns), [gc(a.id, 'data', 0, 1, T0 + 1)]);
+        await ns.exchange(a.id, a.id);
+        assert.deepEqual((await mapOf(ns, a.id, 'data')).length, 2);
+        await ns.exchange(b.id, a.id);
+        assert.deepEqual(await mapOf(ns, a.id, 'data'), [[0, r(b.id, 5)]]);
+        assert.deepEqual(await mapOf(ns, a.id, 'rsrc'), [[0, r(a.id, 2)]]);
+        assert.deepEqual(await mapOf(ns, b.id, 'data'), [[0, r(b.id, 3)], [1, r(b.id, 4)]]);
+        assert.deepEqual(await mapOf(ns, b.id, 'rsrc'), []);
+      }));
+
+      it('lists GC entries oldest first, ties in member order, within before and limit', withNs(async ({ ns }) => {
+        await ns.fixBlockSize(1);
+        const files: NodeRecord[] = [];
+        // 84 files: ids 17 to 100, so equal times compare '100:...' with '17:...' by bytes.
+        for (let i = 0; i < 84; i++) files.push(await file(ns, ROOT_ID, `f${i}`));
+        const [f17, f100] = [files[0]!, files.at(-1)!];
+        assert.deepEqual([f17.id, f100.id], [17, 100]);
+        let gen = 0;
+        const queue = async (f: NodeRecord, index: number, at: number) => {
+          const old = r(f.id, ++gen);
+          await commitOk(ns, f.id, 'data', { changes: [put(index, old)], now: at });
+          await commitOk(ns, f.id, 'data', { changes: [put(index, null, old)], now: at });
+          return gc(f.id, 'data', index, old.gen, at);
+        };
+        const e = [
+          await queue(f17, 9, T0 + 5),
+          await queue(f17, 10, T0 + 5),
+          await queue(f100, 0, T0 + 5),
+          await queue(f17, 0, T0 + 7),
+          await queue(f17, 1, T0 - 3),
+          await queue(f100, 3, -5),
+          await queue(f17, 2, 0),
+          await queue(f17, 3, T0 + 5),
+        ];
+        const want = [e[5]!, e[6]!, e[4]!, e[2]!, e[1]!, e[7]!, e[0]!, e[3]!];
+        assert.deepEqual([...e].sort(compareGcEntries), want, 'the documented order');
+        assert.deepEqual(await allGc(ns), want);
+        assert.equal(await ns.gcPending(), 8);
+        assert.deepEqual(await ns.gcDue(T0 + 5, 100), want.slice(0, 7), 'at == before is due');
+        assert.deepEqual(await ns.gcDue(T0 + 4, 100), want.slice(0, 3));
+        assert.deepEqual(await ns.gcDue(-6, 100), []);
+        assert.deepEqual(await ns.gcDue(Number.MAX_SAFE_INTEGER, 4), want.slice(0, 4));
+        assert.deepEqual(await ns.gcDue(T0 + 5, 0), []);
+        assert.deepEqual(await ns.gcDue(Number.MIN_SAFE_INTEGER, 10), []);
+        for (const [before, limit] of [[1.5, 1], [0, -1], [0, 0.5], [Number.NaN, 1]] as const) await assert.rejects(ns.gcDue(before, limit), RangeError);
+
+        // gcDone matches by object: the time is not needed, missing entries are ignored.
+        await ns.gcDone([want[0]!, { ...want[3]!, at: 12345 }, gc(f17.id, 'data', 99, 999, T0), gc(f17.id, 'rsrc', 9, want[6]!.gen, T0)]);
+        assert.deepEqual(await allGc(ns), [want[1]!, want[2]!, want[4]!, want[5]!, want[6]!, want[7]!]);
+        assert.equal(await ns.gcPending(), 6);
+        await ns.gcDone([]);
+        await ns.gcDone([want[0]!]);
+        assert.equal(await ns.gcPending(), 6);
+        for (const bad of [{ ...want[1]!, gen: 0 }, { ...want[1]!, fork: 'x' as ForkKind }, { ...want[1]!, index: -1 }, { ...want[1]!, file: 1.5 }]) {
+          await assert.rejects(ns.gcDone([want[2]!, bad]), RangeError, JSON.stringify(bad));
+        }
+        assert.equal(await ns.gcPending(), 6, 'a bad batch removes nothing');
+        await ns.gcDone(await ns.gcDue(Number.MAX_SAFE_INTEGER, 100));
+        assert.equal(await ns.gcPending(), 0);
+        assert.deepEqual(await allGc(ns), []);
+      }));
+
+      it('keeps one entry per object, restamped when it is queued again', withNs(async ({ ns }) => {
+        const f = await file(ns, ROOT_ID, 'f');
+        const [x, y] = [r(f.id, 1), r(f.id, 2)];
+        await commitOk(ns, f.id, 'data', { changes: [put(0, x)], now: T0 });
+        await commitOk(ns, f.id, 'data', { changes: [put(0, y, x)], now: T0 + 1 });
+        await commitOk(ns, f.id, 'data', { changes: [put(0, x, y)], now: T0 + 2 });
+        await commitOk(ns, f.id, 'data', { changes: [put(0, null, x)], now: T0 + 3 });
+        assert.deepEqual(await allGc(ns), [gc(f.id, 'data', 0, 2, T0 + 2), gc(f.id, 'data', 0, 1, T0 + 3)]);
+      }));
+
+      it('keeps block maps, generations, the block size and the GC queue across a reopen', withNs(async ({ h, t, ns, volume }) => {
+        if (!h.reopen) {
+          t.skip('backend has no reopen');
+          return;
+        }
+        await ns.fixBlockSize(512);
+        const f = await file(ns, ROOT_ID, 'f');
+        const first = await ns.reserveGenerations(10);
+        await commitOk(ns, f.id, 'data', { changes: [put(0, r(f.id, first)), put(1, r(f.id, first + 1))], length: 600, now: T0 });
+        await commitOk(ns, f.id, 'data', { changes: [put(1, r(f.id, first + 2), r(f.id, first + 1))], now: T0 + 1 });
+        await h.store.close();
+        await h.peer?.close();
+        const again = (await h.reopen()).namespace(volume, OPTS);
+        assert.equal(await again.fixBlockSize(4096), 512);
+        assert.equal(await again.reserveGenerations(1), first + 10);
+        assert.deepEqual(await mapOf(again, f.id, 'data'), [[0, r(f.id, first)], [1, r(f.id, first + 2)]]);
+        assert.deepEqual(await again.gcDue(Number.MAX_SAFE_INTEGER, 10), [gc(f.id, 'data', 1, first + 1, T0 + 1)]);
+        assert.equal((await again.stats()).bytes, 600);
+      }));
+
+      it('matches an in-memory model over random commits', withNs(async ({ h }) => {
+        let run = 0;
+        await fc.assert(
+          fc.asyncProperty(fc.array(commitArb, { minLength: 1, maxLength: 15 }), async (steps) => {
+            const volume = `blocks${++run}`;
+            const ns = h.store.namespace(volume, OPTS);
+            const peer = (h.peer ?? h.store).namespace(volume, OPTS);
+            await ns.init('root', ROOT_INIT);
+            await ns.fixBlockSize(BLOCK);
+            const f = await file(ns, ROOT_ID, 'f');
+            const model = new BlockModel(f.id);
+            for (const [i, step] of steps.entries()) {
+              const commit = model.commitFor(step, T0 + i);
+              const want = model.commit(step.fork, commit);
+              const got = await (i % 2 ? peer : ns).commitFork(f.id, step.fork, commit);
+              if (want.ok) {
+                assert.ok(got.ok, `step ${i}: ${JSON.stringify(got)}`);
+                assert.deepEqual([got.node.dataLength, got.node.rsrcLength, got.node.modifiedAt], [model.length.data, model.length.rsrc, model.modifiedAt]);
+              } else {
+                assert.deepEqual(got, want, `step ${i}`);
+              }
+            }
+            for (const fork of ['data', 'rsrc'] as const) {
+              assert.deepEqual(await mapOf(ns, f.id, fork), [...model.maps[fork].entries()].sort((x, y) => x[0] - y[0]), fork);
+            }
+            assert.deepEqual(await allGc(ns), [...model.gc.values()].sort(compareGcEntries));
+            assert.equal(await ns.gcPending(), model.gc.size);
+            assert.equal((await ns.stats()).bytes, model.length.data + model.length.rsrc);
+          }),
+          { numRuns: 30 },
+        );
+      }));
+    });
+
     describe('model', () => {
       it('matches an in-memory model over random creates, moves and removes', withNs(async ({ h }) => {
         let run = 0;
@@ -971,5 +1358,77 @@ class Model {
 
   private childrenOf(parent: number): ModelNode[] {
     return [...this.nodes.values()].filter((c) => c.parent === parent && c.id !== ROOT_ID);
+  }
+}
+
+const BLOCK = 8;
+
+interface CommitStep {
+  fork: ForkKind;
+  changes: { index: number; expect: 'current' | 'absent' | 'stale'; next: boolean }[];
+  length: number | null;
+  touch: boolean;
+}
+
+const commitArb: fc.Arbitrary<CommitStep> = fc.record({
+  fork: fc.constantFrom<ForkKind>('data', 'data', 'rsrc'),
+  changes: fc.uniqueArray(
+    fc.record({ index: fc.nat({ max: 7 }), expect: fc.constantFrom('current' as const, 'current' as const, 'current' as const, 'absent' as const, 'stale' as const), next: fc.boolean() }),
+    { selector: (c) => c.index, maxLength: 4 },
+  ),
+  length: fc.option(fc.nat({ max: 9 * BLOCK }), { nil: null }),
+  touch: fc.boolean(),
+});
+
+/** One file's block maps, lengths and GC queue as block-maps.ts describes them. */
+class BlockModel {
+  readonly maps: Record<ForkKind, Map<number, BlockRef>> = { data: new Map(), rsrc: new Map() };
+  readonly length: Record<ForkKind, number> = { data: 0, rsrc: 0 };
+  /** By gcMember: an object has one entry. */
+  readonly gc = new Map<string, GcEntry>();
+  modifiedAt = T0;
+  private gen = 0;
+
+  constructor(private readonly file: number) {}
+
+  /** Turns a step into a commit: fresh generations for every next, stale refs that never held. */
+  commitFor(step: CommitStep, now: number): ForkCommit {
+    const map = this.maps[step.fork];
+    const changes = step.changes.map((c): BlockChange => {
+      const expect = c.expect === 'current' ? map.get(c.index) ?? null : c.expect === 'absent' ? null : { file: this.file, gen: 1_000_000 + c.index };
+      return { index: c.index, expect, next: c.next ? { file: this.file, gen: ++this.gen } : null };
+    });
+    return { changes, now, ...(step.length === null ? {} : { length: step.length }), ...(step.touch ? { modifiedAt: now } : {}) };
+  }
+
+  /** Like commitFork, but on success only says so: the caller compares the node with the model. */
+  commit(fork: ForkKind, c: ForkCommit): { ok: true } | { ok: false; conflicts: number[] } {
+    const map = this.maps[fork];
+    const same = (a: BlockRef | null | undefined, b: BlockRef | null) => (a && b ? a.file === b.file && a.gen === b.gen : !a && !b);
+    const conflicts = c.changes.filter((ch) => !same(map.get(ch.index), ch.expect)).map((ch) => ch.index);
+    if (conflicts.length > 0) return { ok: false, conflicts };
+    const drop = (index: number, ref: BlockRef) => {
+      const e: GcEntry = { file: ref.file, fork, index, gen: ref.gen, at: c.now };
+      this.gc.set(`${e.file}:${fork}:${index}:${e.gen}`, e);
+    };
+    for (const ch of c.changes) {
+      const cur = map.get(ch.index) ?? null;
+      if (same(cur, ch.next)) continue;
+      if (cur) drop(ch.index, cur);
+      if (ch.next) map.set(ch.index, ch.next);
+      else map.delete(ch.index);
+    }
+    if (c.length !== undefined) {
+      const keep = Math.ceil(c.length / BLOCK);
+      for (const [index, ref] of [...map]) {
+        if (index >= keep) {
+          drop(index, ref);
+          map.delete(index);
+        }
+      }
+      this.length[fork] = c.length;
+    }
+    if (c.modifiedAt !== undefined) this.modifiedAt = c.modifiedAt;
+    return { ok: true };
   }
 }

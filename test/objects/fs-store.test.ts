@@ -193,7 +193,7 @@ describe('FsObjectStore layout', () => {
       const a = await FsObjectStore.open(root);
       await a.put('v/1/0-1', Buffer.from('persisted'));
       await a.close();
-      const b = await openObjectStore({ backend: 'fs', path: root });
+      const b = await openObjectStore({ backend: 'fs', path: root, gcGraceSeconds: 900, gcIntervalSeconds: 60 });
       assert.ok(b instanceof FsObjectStore);
       assert.deepEqual(await b.get('v/1/0-1'), Buffer.from('persisted'));
       await b.close();
