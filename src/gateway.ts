@@ -92,6 +92,7 @@ export class Gateway {
         sleepHours: Math.ceil(config.dsi.sleepHours),
         log,
         shuttingDown: false,
+        nodeId,
       };
       server = new DsiServer({
         requestQuantum: config.dsi.requestQuantum,
@@ -128,6 +129,11 @@ export class Gateway {
       await meta.close().catch(() => undefined);
       throw err;
     }
+  }
+
+  /** Bytes in the cache that are not yet in the object store (counted in whole blocks). */
+  get dirtyBytes(): number {
+    return this.data.cache.dirtyTotal;
   }
 
   /**

@@ -5,6 +5,7 @@ import { changeCommands } from './handlers/changes.js';
 import { desktopCommands } from './handlers/desktop.js';
 import { enumerateCommands } from './handlers/enumerate.js';
 import { fileDirCommands } from './handlers/filedir.js';
+import { forkCommands } from './handlers/forks.js';
 import { loginCommands } from './handlers/login.js';
 import { serverCommands } from './handlers/server.js';
 import { userCommands } from './handlers/users.js';
@@ -13,5 +14,5 @@ import { xattrCommands } from './handlers/xattrs.js';
 
 /** The one place that lists which AFP commands this server implements. */
 export function buildCommandTable(): CommandTable {
-  return new CommandTable([loginCommands, serverCommands, userCommands, volumeCommands, fileDirCommands, changeCommands, enumerateCommands, catSearchCommands, xattrCommands, accessCommands, desktopCommands]);
+  return new CommandTable([loginCommands, serverCommands, userCommands, volumeCommands, fileDirCommands, forkCommands, changeCommands, enumerateCommands, catSearchCommands, xattrCommands, accessCommands, desktopCommands]);
 }

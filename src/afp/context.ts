@@ -24,4 +24,11 @@ export interface AfpServerContext {
   log: Logger;
   /** Set during graceful shutdown: new logins get kFPServerGoingDown. */
   shuttingDown: boolean;
+  /**
+   * This gateway node's ID, recorded in the open-fork IDs the metadata store keeps so that
+   * opens are unique across a pair. Defaults to 'local' (sessions IDs are random anyway).
+   */
+  nodeId?: string;
+  /** Forks one session may hold open at once; defaults to MAX_OPEN_FORKS (session.ts). */
+  maxOpenForks?: number;
 }

@@ -523,8 +523,9 @@ export class VolumeData {
       if (b.dropped || b.committedSeq >= seq) return;
       if (b.committedSeq === before) {
         // That run failed (the store is down) or had nothing new; do not spin.
-        if (this.now() + pause > deadline) throw new DataError('timeout', 'the object store did not take the block in time');
-        await sleep(pause);
+        const left = deadline - this.now();
+        if (left <= 0) throw new DataError('timeout', 'the object store did not take the block in time');
+        await sleep(Math.min(pause, left));
         pause = Math.min(pause * 2, 2000);
       }
     }

@@ -4,6 +4,7 @@ import { parseCli } from './options.js';
 import { ls } from './ls.js';
 import { probe } from './probe.js';
 import { serve } from './serve.js';
+import { get, put } from './transfer.js';
 import { user } from './user.js';
 
 const HELP = `afp-gateway ${VERSION}: Time Machine over AFP, with data in S3 and state in Redis
@@ -21,10 +22,16 @@ commands:
       --user NAME [--uam U] also log in and list the volumes
   ls HOST[:PORT] VOLUME[/PATH] --user NAME [--json]
                             list a directory of a volume over AFP, like ls -l
+  put HOST[:PORT] LOCAL-FILE VOLUME[/PATH] --user NAME
+                            copy a file to a volume (replacing it), then sync it
+  get HOST[:PORT] VOLUME/PATH LOCAL-FILE --user NAME
+                            copy a file from a volume
+                            (put/get: a PATH ending in / or a local directory keeps
+                            the file's name; progress goes to stderr)
   version                   print the version
 `;
 
-const commands: Record<string, (o: ReturnType<typeof parseCli>) => Promise<number>> = { serve, user, probe, ls };
+const commands: Record<string, (o: ReturnType<typeof parseCli>) => Promise<number>> = { serve, user, probe, ls, put, get };
 
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;

@@ -2,10 +2,11 @@ import { AfpCommand } from '../afp/commands.js';
 import { AfpError } from '../afp/errors.js';
 import { UTF8_HINT } from '../afp/names.js';
 import { buildBlock, dirFields, fileFields, parseBlock, volumeFields, type Params } from '../afp/params.js';
-import { kFPObjectNotFound } from '../afp/result-codes.js';
+import { kFPNoErr, kFPObjectNotFound } from '../afp/result-codes.js';
 import { Reader } from '../wire/reader.js';
 import { Writer } from '../wire/writer.js';
 import type { AfpClient } from './afp-client.js';
+import { AfpFork, openForkRequest, parseOpenForkReply, type OpenForkOptions, type OpenForkReply } from './afp-fork.js';
 
 /**
  * A path relative to a directory ID: a string is split on '/', an array is taken element
@@ -204,6 +205,28 @@ export class AfpVolume {
     r.u16();
     const data = r.bytes(r.u32()).toString('utf8');
     return data.split('\0').filter((s) => s.length > 0);
+  }
+
+  /**
+   * FPOpenFork as answered: the code and the reply block, which a server also sends with
+   * kFPDenyConflict (its refnum then 0). Codes without a block throw AfpError.
+   */
+  async openForkReply(dirId: number, path: ClientPath, o: OpenForkOptions = {}): Promise<OpenForkReply> {
+    const r = await this.client.raw(openForkRequest(this.id, dirId, encodePath(path), o));
+    if (r.payload.length < 4) throw new AfpError(r.code);
+    return parseOpenForkReply(r.code, r.payload);
+  }
+
+  /** FPOpenFork; throws AfpError unless the fork opened. */
+  async openFork(dirId: number, path: ClientPath, o: OpenForkOptions = {}): Promise<AfpFork> {
+    const reply = await this.openForkReply(dirId, path, o);
+    if (reply.code !== kFPNoErr) throw new AfpError(reply.code);
+    return new AfpFork(this.client, reply.refnum, o.rsrc ?? false, reply.params);
+  }
+
+  /** FPFlush: every fork of the volume reaches the server's disk. */
+  async flush(): Promise<void> {
+    await this.client.call(new Writer(4).u8(AfpCommand.FPFlush).u8(0).u16(this.id).finish());
   }
 
   async syncDir(dirId: number): Promise<void> {

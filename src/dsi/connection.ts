@@ -125,6 +125,11 @@ export class DsiConnection {
     return this.closedReason === null;
   }
 
+  /** The server request quantum advertised at DSIOpenSession; AFP caps reads at it too. */
+  get requestQuantum(): number {
+    return this.opts.requestQuantum;
+  }
+
   /** Everything this connection holds in memory: partial frames, queued requests, unsent replies. */
   get bufferedBytes(): number {
     return this.framer.bufferedBytes + this.queuedBytes + this.socket.writableLength;

@@ -351,11 +351,11 @@ interface Search {
   match: Test;
 }
 
-function encodeEntry(s: AfpSession, q: Search, node: NodeRecord): Buffer {
+async function encodeEntry(s: AfpSession, q: Search, node: NodeRecord): Promise<Buffer> {
   const head = q.ext ? 4 : 2;
   const isDir = node.kind === 'dir';
   const w = new Writer(96).zeros(head);
-  encodeBlock(isDir ? dirFields : fileFields, isDir ? q.dirBitmap : q.fileBitmap, nodeContext(s, q.v, node), w);
+  encodeBlock(isDir ? dirFields : fileFields, isDir ? q.dirBitmap : q.fileBitmap, await nodeContext(s, q.v, node, isDir ? q.dirBitmap : q.fileBitmap), w);
   w.alignEven();
   const out = w.finish();
   // Length counts the parameters only. FPCatSearch's fit in a byte: ParentDirID and LongName at most.
@@ -383,7 +383,7 @@ async function walk(s: AfpSession, q: Search, start: Cursor): Promise<{ found: B
     let descended = false;
     for (const node of page.entries) {
       if ((node.kind === 'dir' ? q.dirs : q.files) && q.match(node)) {
-        const entry = encodeEntry(s, q, node);
+        const entry = await encodeEntry(s, q, node);
         if (bytes + entry.length > REPLY_CAP) return { found, next: cur };
         found.push(entry);
         bytes += entry.length;

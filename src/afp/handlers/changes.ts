@@ -133,7 +133,7 @@ export const changeCommands: CommandSpec[] = [
       const node = await withCodes({ ENOENT: kFPIDNotFound }, () => v.nodeFor(s.user!, id));
       if (node.kind !== 'file') throw new AfpError(kFPObjectTypeErr, `ID ${id} is a directory`);
       const w = new Writer(96).u16(bitmap);
-      return { payload: encodeBlock(fileFields, bitmap, nodeContext(s, v, node), w).finish() };
+      return { payload: encodeBlock(fileFields, bitmap, await nodeContext(s, v, node, bitmap), w).finish() };
     },
   },
 ];

@@ -220,7 +220,7 @@ export const desktopCommands: CommandSpec[] = [
         });
         if (!isLiveFile(app) || ++seen < index) continue;
         const w = new Writer(128).u16(bitmap).u32(a.tag);
-        return { payload: encodeBlock(fileFields, bitmap, nodeContext(s, v, app), w).finish() };
+        return { payload: encodeBlock(fileFields, bitmap, await nodeContext(s, v, app, bitmap), w).finish() };
       }
       throw new AfpError(kFPItemNotFound, `no application ${index} for this creator`);
     },

@@ -61,7 +61,7 @@ async function enumerate(s: AfpSession, r: Reader, variant: Variant): Promise<Bu
         toSkip--;
         continue;
       }
-      const entry = encodeEntry(s, v, child, child.kind === 'dir' ? dirBitmap : fileBitmap, variant);
+      const entry = await encodeEntry(s, v, child, child.kind === 'dir' ? dirBitmap : fileBitmap, variant);
       if (w.length + entry.length > cap) {
         full = true;
         break;
@@ -86,11 +86,11 @@ async function enumerate(s: AfpSession, r: Reader, variant: Variant): Promise<Bu
   return out;
 }
 
-function encodeEntry(s: AfpSession, v: Volume, node: NodeRecord, bitmap: number, variant: Variant): Buffer {
+async function encodeEntry(s: AfpSession, v: Volume, node: NodeRecord, bitmap: number, variant: Variant): Promise<Buffer> {
   const w = new Writer(96);
   if (variant.entryHeader === 4) w.u16(0).u8(node.kind === 'dir' ? IS_DIR : 0).u8(0);
   else w.u8(0).u8(node.kind === 'dir' ? IS_DIR : 0);
-  encodeBlock(node.kind === 'dir' ? dirFields : fileFields, bitmap, nodeContext(s, v, node), w);
+  encodeBlock(node.kind === 'dir' ? dirFields : fileFields, bitmap, await nodeContext(s, v, node, bitmap), w);
   w.alignEven();
   const out = w.finish();
   if (variant.entryHeader === 4) out.writeUInt16BE(out.length, 0);

@@ -39,7 +39,7 @@ export const fileDirCommands: CommandSpec[] = [
       const node = await v.resolve(s.user!, dirId, path.steps);
       const isDir = node.kind === 'dir';
       const w = new Writer(160).u16(fileBitmap).u16(dirBitmap).u8(isDir ? IS_DIR : 0).u8(0);
-      encodeBlock(isDir ? dirFields : fileFields, isDir ? dirBitmap : fileBitmap, nodeContext(s, v, node), w);
+      encodeBlock(isDir ? dirFields : fileFields, isDir ? dirBitmap : fileBitmap, await nodeContext(s, v, node, isDir ? dirBitmap : fileBitmap), w);
       return { payload: w.finish() };
     },
   },

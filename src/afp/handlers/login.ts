@@ -142,6 +142,10 @@ export const loginCommands: CommandSpec[] = [
     preAuth: true,
     async handle(s) {
       s.log.info({ user: s.user?.name }, 'logout');
+      // As netatalk: logging out closes the session's forks and volumes.
+      await s.releaseForks();
+      s.openVolumes.clear();
+      s.enumCursor = null;
       s.user = null;
       s.pendingLogin = null;
       s.loggedOut = true;

@@ -99,6 +99,7 @@ export const volumeCommands: CommandSpec[] = [
     async handle(s, r) {
       r.skip(1);
       const v = parseVolId(s, r);
+      await s.closeVolumeForks(v);
       s.openVolumes.delete(v.wireId);
       if (s.enumCursor?.volume === v.wireId) s.enumCursor = null;
       return {};
@@ -135,13 +136,5 @@ export const volumeCommands: CommandSpec[] = [
       return {};
     },
   },
-  {
-    // Namespace changes are written through; forks arrive with the data path.
-    code: AfpCommand.FPFlush,
-    async handle(s, r) {
-      r.skip(1);
-      parseVolId(s, r);
-      return {};
-    },
-  },
+  // FPFlush lives with the fork commands (handlers/forks.ts): it flushes the volume's forks.
 ];

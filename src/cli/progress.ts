@@ -1,0 +1,88 @@
+/**
+ * Transfer progress for `put` and `get`: a redrawn bar on a terminal, and one summary line
+ * when done (the only output when stderr is a file or a pipe, so logs stay readable).
+ * Sizes and rates are decimal (MB = 10^6 bytes), as network tools usually report them.
+ */
+
+/** Redraws at most this often: a bar repainted per 1 MiB reply would cost more than it tells. */
+const REDRAW_MS = 100;
+const BAR_WIDTH = 24;
+
+export function formatBytes(n: number): string {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let v = n;
+  let u = 0;
+  while (v >= 1000 && u < units.length - 1) {
+    v /= 1000;
+    u++;
+  }
+  return u === 0 ? `${Math.round(n)} B` : `${v.toFixed(1)} ${units[u]}`;
+}
+
+function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '--:--';
+  const s = Math.round(seconds);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const ss = String(s % 60).padStart(2, '0');
+  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
+}
+
+export interface ProgressStream {
+  write(s: string): unknown;
+  isTTY?: boolean;
+  columns?: number;
+}
+
+export class Progress {
+  private done = 0;
+  private lastDraw = 0;
+  private readonly started: number;
+
+  constructor(
+    private readonly label: string,
+    private readonly total: number,
+    private readonly out: ProgressStream = process.stderr,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.started = now();
+  }
+
+  add(bytes: number): void {
+    this.done += bytes;
+    if (!this.out.isTTY) return;
+    const t = this.now();
+    if (t - this.lastDraw < REDRAW_MS && this.done < this.total) return;
+    this.lastDraw = t;
+    this.out.write('\r' + this.line(t) + '\x1b[K');
+  }
+
+  /** The bar: `[####------]  12.3 MB / 50.0 MB  24%  35.2 MB/s  ETA 0:02`. */
+  line(t = this.now()): string {
+    const fraction = this.total > 0 ? Math.min(1, this.done / this.total) : 1;
+    const filled = Math.round(fraction * BAR_WIDTH);
+    const rate = this.rate(t);
+    const eta = rate > 0 ? (this.total - this.done) / rate : Infinity;
+    const bar = '#'.repeat(filled) + '-'.repeat(BAR_WIDTH - filled);
+    return `${this.label} [${bar}] ${formatBytes(this.done)} / ${formatBytes(this.total)}  ${Math.floor(fraction * 100)}%  ${formatBytes(rate)}/s  ETA ${formatDuration(eta)}`;
+  }
+
+  /** Clears the bar and writes the summary: bytes, time, average rate. */
+  finish(): string {
+    const t = this.now();
+    const seconds = Math.max(0.001, (t - this.started) / 1000);
+    const summary = `${this.label}: ${formatBytes(this.done)} in ${seconds.toFixed(1)} s (${formatBytes(this.done / seconds)}/s)`;
+    this.out.write((this.out.isTTY ? '\r\x1b[K' : '') + summary + '\n');
+    return summary;
+  }
+
+  /** Ends a bar that will not complete, so the error message starts on a fresh line. */
+  abort(): void {
+    if (this.out.isTTY) this.out.write('\n');
+  }
+
+  private rate(t: number): number {
+    const seconds = (t - this.started) / 1000;
+    return seconds > 0 ? this.done / seconds : 0;
+  }
+}
