@@ -9,7 +9,7 @@
  * so a write never waits on the object store.
  */
 import { closeSync, constants, ftruncateSync, mkdirSync, openSync, readSync, readdirSync, rmSync, writeSync } from 'node:fs';
-import { open, rm, stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LRUCache } from 'lru-cache';
 import type { BlockRef } from '../meta/block-maps.js';
@@ -77,6 +77,14 @@ export interface BandCacheOptions {
 /** The journal is rewritten once it grows past this (it gets one line per write). */
 const JOURNAL_COMPACT_BYTES = 64 * 1024 * 1024;
 
+/** A write reached a block that was dropped while the writer waited; it must look again. */
+export class DroppedBlockError extends Error {
+  constructor(b: CachedBlock) {
+    super(`block ${b.addr.index} of file ${b.addr.file} was dropped`);
+    this.name = 'DroppedBlockError';
+  }
+}
+
 export class BandCache {
   private readonly blocks = new Map<string, CachedBlock>();
   /** Clean blocks only, sized by their files; evicting one deletes its file. */
@@ -91,7 +99,6 @@ export class BandCache {
    * connection are handled one at a time anyway (bench/data-path).
    */
   private readonly fds = new LRUCache<string, number>({ max: 128, dispose: (fd) => closeSync(fd) });
-  private compacting: Promise<void> | null = null;
   /** Called when a writer has to wait for the dirty limit: uploads should start now. */
   onPressure: () => void = () => {};
 
@@ -125,7 +132,7 @@ export class BandCache {
       cache.dirtyBytes += b.blockSize;
     }
     removeStrays(join(opts.dir, 'blocks'), new Set(blocks.map((b) => b.path)));
-    await cache.compact();
+    cache.compact();
     if (blocks.length > 0) opts.log.info({ blocks: blocks.length }, 'cache journal: dirty blocks to upload after restart');
     return cache;
   }
@@ -190,8 +197,14 @@ export class BandCache {
    * the write, recorded for replay.
    */
   async write(b: CachedBlock, offset: number, data: Buffer, forkLength: number): Promise<void> {
-    await this.pin(b);
-    await this.pwrite(b, offset, data);
+    if (b.dropped) throw new DroppedBlockError(b);
+    this.pinNow(b);
+    try {
+      await this.pwrite(b, offset, data);
+    } catch (err) {
+      if (!b.dirty) this.unpin(b);
+      throw err;
+    }
     b.written.add(offset, offset + data.length);
     this.recordWrite(b, offset, offset + data.length, forkLength);
     this.maybeCompact();
@@ -200,15 +213,40 @@ export class BandCache {
   /**
    * Cuts the block at `end` (a truncate inside it): the bytes from `end` on become zeros,
    * recorded as written so an upload does not take them from the base. Caller holds the lock.
+   * Does not wait for the dirty limit: a truncate adds at most one block, and it runs under
+   * its fork's commit lock, which the uploads that would make room need.
    */
   async cut(b: CachedBlock, end: number, forkLength: number): Promise<void> {
-    await this.pin(b);
+    if (b.dropped) throw new DroppedBlockError(b);
+    this.pinNow(b);
     if (b.fileSize > end) {
       ftruncateSync(this.fd(b), end);
       b.fileSize = end;
     }
     b.written.clip(end).add(end, b.blockSize);
     this.recordWrite(b, end, b.blockSize, forkLength);
+  }
+
+  /**
+   * Waits, without holding the block's lock, until the block may become dirty under the
+   * limit, and counts it. A writer waits here rather than inside the lock, so truncates,
+   * uploads and drops of the block are never stuck behind a writer waiting for room.
+   */
+  async reserve(b: CachedBlock): Promise<void> {
+    if (b.pinned) return;
+    this.clean.delete(b.id);
+    if (this.dirtyBytes + b.blockSize > this.opts.dirtyLimit && this.dirtyBytes > 0) {
+      this.onPressure();
+      await new Promise<void>((resolve) => this.waiters.push({ bytes: b.blockSize, resolve }));
+      if (b.pinned || b.dropped) {
+        // Pinned by a truncate meanwhile, or gone: give the room back.
+        this.release(b.blockSize);
+        return;
+      }
+    } else {
+      this.dirtyBytes += b.blockSize;
+    }
+    b.pinned = true;
   }
 
   private recordWrite(b: CachedBlock, start: number, end: number, forkLength: number): void {
@@ -297,6 +335,7 @@ export class BandCache {
   rebase(b: CachedBlock, ref: BlockRef | null): void {
     if (sameRef(b.base, ref)) return;
     b.base = ref;
+    this.journal.append({ t: 'b', v: b.addr.volume, f: b.addr.file, k: forkLetter(b.addr.fork), i: b.addr.index, r: toRef(ref) });
     // The gaps still hold the old base's bytes: the next fill replaces them (with zeros for an absent base).
     b.complete = false;
   }
@@ -305,13 +344,15 @@ export class BandCache {
   async drop(b: CachedBlock): Promise<void> {
     if (b.dropped) return;
     b.dropped = true;
+    // Unlinked before the id is free again: a new block on the same path must never open
+    // the file this one is about to remove.
+    this.fds.delete(b.path);
+    rmSync(b.path, { force: true });
     this.blocks.delete(b.id);
     this.clean.delete(b.id);
     this.unpin(b);
     b.committedSeq = b.seq;
     this.journal.append({ t: 'x', v: b.addr.volume, f: b.addr.file, k: forkLetter(b.addr.fork), i: b.addr.index });
-    this.fds.delete(b.path);
-    await rm(b.path, { force: true });
   }
 
   /** Forgets a clean block (e.g. its ref changed under it); dirty blocks are left alone. */
@@ -332,14 +373,26 @@ export class BandCache {
         await fh.close();
       }
     }
-    await this.journal.fsync();
+    // New block files are directory entries too: those must survive a power cut as well.
+    for (const dir of new Set(blocks.filter((b) => !b.dropped && b.fileSize > 0).map((b) => join(b.path, '..')))) {
+      const dh = await open(dir, 'r').catch(() => undefined);
+      if (!dh) continue;
+      try {
+        await dh.sync();
+      } finally {
+        await dh.close();
+      }
+    }
+    this.journal.fsync();
   }
 
   async close(): Promise<void> {
-    await this.compacting;
     this.fds.clear();
     this.journal.close();
-    for (const w of this.waiters.splice(0)) w.resolve();
+    for (const w of this.waiters.splice(0)) {
+      this.dirtyBytes += w.bytes;
+      w.resolve();
+    }
   }
 
   // ---- internals -------------------------------------------------------------------------
@@ -371,23 +424,22 @@ export class BandCache {
     return fd;
   }
 
-  /** Counts a block against the dirty limit, waiting for room if needed. */
-  private async pin(b: CachedBlock): Promise<void> {
+  /** Counts a block against the dirty limit now, over the limit if need be (see reserve). */
+  private pinNow(b: CachedBlock): void {
     if (b.pinned) return;
     this.clean.delete(b.id);
-    if (this.dirtyBytes + b.blockSize > this.opts.dirtyLimit && this.dirtyBytes > 0) {
-      this.onPressure();
-      await new Promise<void>((resolve) => this.waiters.push({ bytes: b.blockSize, resolve }));
-    } else {
-      this.dirtyBytes += b.blockSize;
-    }
+    this.dirtyBytes += b.blockSize;
     b.pinned = true;
   }
 
   private unpin(b: CachedBlock): void {
     if (!b.pinned) return;
     b.pinned = false;
-    this.dirtyBytes -= b.blockSize;
+    this.release(b.blockSize);
+  }
+
+  private release(bytes: number): void {
+    this.dirtyBytes -= bytes;
     // Wake waiters in order while they fit (a waiter's bytes are counted when it is woken).
     while (this.waiters.length > 0) {
       const w = this.waiters[0]!;
@@ -400,28 +452,34 @@ export class BandCache {
 
   private settleClean(b: CachedBlock): void {
     this.unpin(b);
-    if (!b.dropped) this.clean.set(b.id, b);
+    if (b.dropped) return;
+    this.clean.set(b.id, b);
+    // lru-cache refuses an entry larger than its whole budget (a cache no bigger than its
+    // dirty limit keeps no clean blocks): such a block goes at once rather than never.
+    if (!this.clean.has(b.id)) void this.evict(b);
   }
 
   private async evict(b: CachedBlock): Promise<void> {
     await b.lock.run(async () => {
       if (b.dirty || b.dropped || this.blocks.get(b.id) !== b) return;
       b.dropped = true;
-      this.blocks.delete(b.id);
       this.fds.delete(b.path);
-      await rm(b.path, { force: true });
+      rmSync(b.path, { force: true });
+      this.blocks.delete(b.id);
     });
   }
 
   private maybeCompact(): void {
-    if (this.journal.size < JOURNAL_COMPACT_BYTES || this.compacting) return;
-    this.compacting = this.compact()
-      .catch((err: unknown) => this.opts.log.error({ err }, 'cache journal: compaction failed (the old journal stays valid)'))
-      .finally(() => (this.compacting = null));
+    if (this.journal.size < JOURNAL_COMPACT_BYTES) return;
+    try {
+      this.compact();
+    } catch (err) {
+      this.opts.log.error({ err }, 'cache journal: compaction failed (the old journal stays valid)');
+    }
   }
 
   /** Rewrites the journal as one record per written span of each dirty block. */
-  private async compact(): Promise<void> {
+  private compact(): void {
     const records = [];
     const lengths = new Map<string, number>();
     for (const b of this.blocks.values()) {
@@ -434,7 +492,7 @@ export class BandCache {
       for (const [s, e] of spans) records.push({ t: 'w' as const, v: b.addr.volume, f: b.addr.file, k, i: b.addr.index, z: b.blockSize, b: toRef(b.base), s, e, q: b.seq, n });
     }
     for (const k of [...this.forkLengths.keys()]) if (!lengths.has(k)) this.forkLengths.delete(k);
-    await this.journal.rewrite(records);
+    this.journal.rewrite(records);
   }
 }
 

@@ -11,11 +11,11 @@
  *   c  block i committed as ref `r` covering writes up to sequence `q`
  *   x  block i dropped (file removed, or truncated away): nothing to replay
  *   l  the fork's length set to `n` (truncate or extend)
+ *   b  block i re-based onto ref `r` (another node committed it; the writes since stay)
  * Every record names the volume `v`, file `f` and fork `k` ('d' or 'r').
  */
-import { closeSync, existsSync, fsync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { open as openFile } from 'node:fs/promises';
 import type { BlockRef } from '../meta/block-maps.js';
 import { Ranges } from './ranges.js';
 
@@ -25,7 +25,8 @@ export type JournalRecord =
   | { t: 'w'; v: string; f: number; k: 'd' | 'r'; i: number; z: number; b: Ref; s: number; e: number; q: number; n: number }
   | { t: 'c'; v: string; f: number; k: 'd' | 'r'; i: number; r: Ref; q: number }
   | { t: 'x'; v: string; f: number; k: 'd' | 'r'; i: number }
-  | { t: 'l'; v: string; f: number; k: 'd' | 'r'; n: number };
+  | { t: 'l'; v: string; f: number; k: 'd' | 'r'; n: number }
+  | { t: 'b'; v: string; f: number; k: 'd' | 'r'; i: number; r: Ref };
 
 export function toRef(r: BlockRef | null): Ref {
   return r === null ? null : [r.file, r.gen];
@@ -104,6 +105,11 @@ export function replay(text: string): Replay {
       case 'x':
         entries.delete(blockKey(r));
         break;
+      case 'b': {
+        const e = entries.get(blockKey(r));
+        if (e) e.rec.base = fromRef(r.r);
+        break;
+      }
       case 'l':
         lengths.set(forkKey(r.v, r.f, r.k), r.n);
         break;
@@ -153,21 +159,31 @@ export class Journal {
     this.bytes += line.length;
   }
 
-  async fsync(): Promise<void> {
-    const fd = this.fd;
-    // On the thread pool: a journal fsync can take milliseconds.
-    await new Promise<void>((resolve, reject) => fsync(fd, (err) => (err ? reject(err) : resolve())));
+  /**
+   * Synchronous, like everything that touches the descriptor: an fsync on the thread pool
+   * could meet a descriptor that a rewrite closed (and the kernel reused) meanwhile. Called
+   * only by FPFlush/FPFlushFork.
+   */
+  fsync(): void {
+    fsyncSync(this.fd);
   }
 
-  /** Replaces the journal with `records` (the current dirty state), atomically and durably. */
-  async rewrite(records: readonly JournalRecord[]): Promise<void> {
+  /**
+   * Replaces the journal with `records` (the current dirty state), atomically and durably.
+   * Synchronous from start to rename, so no append can land in the old file after the new
+   * one was written (it would be lost with the old file).
+   */
+  rewrite(records: readonly JournalRecord[]): void {
     const tmp = `${this.path}.tmp`;
-    const fh = await openFile(tmp, 'w');
+    const body = records.map((r) => JSON.stringify(r) + '\n').join('');
+    const fd = openSync(tmp, 'w');
     try {
-      await fh.writeFile(records.map((r) => JSON.stringify(r) + '\n').join(''));
-      await fh.sync();
+      let off = 0;
+      const buf = Buffer.from(body);
+      while (off < buf.length) off += writeSync(fd, buf, off);
+      fsyncSync(fd);
     } finally {
-      await fh.close();
+      closeSync(fd);
     }
     renameSync(tmp, this.path);
     const dir = openSync(dirname(this.path), 'r');
@@ -178,8 +194,7 @@ export class Journal {
     }
     closeSync(this.fd);
     this.fd = openSync(this.path, 'a');
-    fsyncSync(this.fd);
-    this.bytes = records.reduce((n, r) => n + Buffer.byteLength(JSON.stringify(r)) + 1, 0);
+    this.bytes = Buffer.byteLength(body);
   }
 
   close(): void {

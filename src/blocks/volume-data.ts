@@ -54,6 +54,8 @@ export class ForkState {
   /** Length or modification date differ from what the store holds. */
   metaDirty = false;
   modifiedAt: number | null = null;
+  /** A truncate whose commit failed: the next commit cuts the fork there first. */
+  pendingCut: number | null = null;
   /** Serialises commits of this fork, so a truncate and an upload's length never cross. */
   readonly commitLock = new Mutex();
 
@@ -209,7 +211,13 @@ export class VolumeData {
       if (hit) return hit;
       if (!block.dropped) {
         const baseRef = block.base;
-        const bytes = await this.fetch(index, st, baseRef);
+        const bytes = await this.fetch(index, st, baseRef).catch(async (err: unknown) => {
+          // Leave no empty placeholder behind for a block that could not be fetched.
+          await block.lock.run(async () => {
+            if (!block.dirty && !block.complete) await this.o.cache.discardClean(block);
+          });
+          throw err;
+        });
         const filled = await block.lock.run(async () => {
           if (block.dropped || !sameRef(block.base, baseRef)) return undefined;
           await this.o.cache.fillForRead(block, bytes);
@@ -249,9 +257,22 @@ export class VolumeData {
       const s = at - index * bs;
       const e = Math.min(bs, end - index * bs);
       const piece = data.subarray(at - offset, at - offset + (e - s));
-      const b = await this.writable(st, index);
-      await b.lock.run(() => this.o.cache.write(b, s, piece, newLength));
-      this.scheduleUpload(b, e === bs);
+      for (;;) {
+        const b = await this.writable(st, index);
+        // Room under the dirty limit is waited for outside the block's lock.
+        await this.o.cache.reserve(b);
+        // The fork's length as of this append: a later-started, longer write may have
+        // journaled its length already, and replay takes the last record's.
+        const landed = await b.lock.run(async () => {
+          if (b.dropped) return false;
+          await this.o.cache.write(b, s, piece, st.length);
+          return true;
+        });
+        if (landed) {
+          this.scheduleUpload(b, e === bs);
+          break;
+        }
+      }
       at = index * bs + e;
     }
     st.modifiedAt = this.now();
@@ -276,6 +297,10 @@ export class VolumeData {
       const bs = this.blockSize;
       if (length < st.length) {
         const keep = Math.ceil(length / bs);
+        // Reads must stop seeing the dropped blocks now, whether or not the commit below
+        // gets through; if it does not, the next commit of this fork retries the cut.
+        for (const i of [...st.refs.keys()]) if (i >= keep) st.refs.delete(i);
+        st.pendingCut = Math.min(st.pendingCut ?? length, length);
         for (const b of this.o.cache.blocksOf(this.o.volumeKey, st.file, st.fork)) {
           if (b.addr.index >= keep) {
             this.cancelTimer(b);
@@ -285,15 +310,26 @@ export class VolumeData {
         const inner = length % bs;
         const last = Math.floor(length / bs);
         if (inner !== 0 && (st.refs.has(last) || this.o.cache.get(this.addr(st, last)))) {
-          const b = await this.writable(st, last);
-          await b.lock.run(() => this.o.cache.cut(b, inner, length));
-          this.scheduleUpload(b, false);
+          for (;;) {
+            const b = await this.writable(st, last);
+            const cut = await b.lock.run(async () => {
+              if (b.dropped) return false;
+              await this.o.cache.cut(b, inner, length);
+              return true;
+            });
+            if (cut) {
+              this.scheduleUpload(b, false);
+              break;
+            }
+          }
         }
       }
       st.length = length;
       st.modifiedAt = this.now();
+      st.metaDirty = true;
       this.o.cache.noteLength(this.o.volumeKey, st.file, st.fork, length);
-      await this.commitLocked(st, []);
+      const r = await this.commitLocked(st, []);
+      if (r === 'gone') throw new DataError('gone', `file ${st.file} was removed`);
     });
   }
 
@@ -450,6 +486,11 @@ export class VolumeData {
     const modifiedAt = st.modifiedAt;
     let result;
     try {
+      if (st.pendingCut !== null) {
+        // The blocks past an earlier truncate must go before the fork grows again over them.
+        const cut = await this.o.store.commitFork(st.file, st.fork, { changes: [], length: Math.min(st.pendingCut, length), now: this.now() });
+        if (cut.ok) st.pendingCut = null;
+      }
       result = await this.o.store.commitFork(st.file, st.fork, { changes, length, ...(modifiedAt !== null ? { modifiedAt } : {}), now: this.now() });
     } catch (err) {
       if (isNotFound(err)) return 'gone';
@@ -463,7 +504,7 @@ export class VolumeData {
     }
     for (const i of [...st.refs.keys()]) if (i >= keep) st.refs.delete(i);
     st.committedLength = length;
-    if (st.length === length && st.modifiedAt === modifiedAt) st.metaDirty = false;
+    if (st.length === length && st.modifiedAt === modifiedAt && st.pendingCut === null) st.metaDirty = false;
     return 'ok';
   }
 
@@ -494,10 +535,10 @@ export class VolumeData {
     const targets = this.dirtyOf(st).map((b) => ({ b, seq: b.seq }));
     await Promise.all(targets.map(({ b, seq }) => this.uploadThrough(b, seq, deadline)));
     if (st.metaDirty || st.length !== st.committedLength) {
-      const r = await withDeadline(st.commitLock.run(() => this.commitLocked(st, [])), deadline, 'committing the fork length');
+      const r = await withDeadline(st.commitLock.run(() => this.commitLocked(st, [])), deadline, 'committing the fork length', this.now);
       if (r === 'gone') throw new DataError('gone', `file ${st.file} was removed`);
     }
-    await withDeadline(this.o.durable(), deadline, 'the metadata store sync');
+    await withDeadline(this.o.durable(), deadline, 'the metadata store sync', this.now);
     this.release(st);
   }
 
@@ -519,7 +560,7 @@ export class VolumeData {
     let pause = 100;
     while (!b.dropped && b.committedSeq < seq) {
       const before = b.committedSeq;
-      await withDeadline(this.uploadNow(b, Priority.Sync), deadline, 'uploading a block');
+      await withDeadline(this.uploadNow(b, Priority.Sync), deadline, 'uploading a block', this.now);
       if (b.dropped || b.committedSeq >= seq) return;
       if (b.committedSeq === before) {
         // That run failed (the store is down) or had nothing new; do not spin.
@@ -651,8 +692,8 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-async function withDeadline<T>(p: Promise<T>, deadline: number, what: string): Promise<T> {
-  const left = deadline - Date.now();
+async function withDeadline<T>(p: Promise<T>, deadline: number, what: string, now: () => number = Date.now): Promise<T> {
+  const left = deadline - now();
   if (left <= 0) {
     p.catch(() => {});
     throw new DataError('timeout', `sync timed out waiting for ${what}`);

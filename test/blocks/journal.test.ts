@@ -34,6 +34,13 @@ test('replay: a commit covering every write makes the block clean; a later lengt
   assert.equal(r.lengths.get('tm\u000020\u0000d'), 3000);
 });
 
+test('replay: a re-base record moves the base and keeps the writes since', () => {
+  const lines = [w(0, 0, 100, 1, 100, [20, 1]), { t: 'b', v: 'tm', f: 20, k: 'd', i: 0, r: [20, 5] } as JournalRecord, w(0, 200, 300, 2, 300)];
+  const r = replay(lines.map((l) => JSON.stringify(l)).join('\n'));
+  assert.deepEqual(r.blocks[0]!.base, { file: 20, gen: 5 });
+  assert.deepEqual(r.blocks[0]!.written.list(), [[0, 100], [200, 300]]);
+});
+
 test('Journal appends, survives reopening, and rewrites atomically', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'afpgw-journal-'));
   try {

@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -347,5 +348,43 @@ describe('VolumeData', () => {
     a.data.detach(st);
     await a.close();
     await b.close();
+  });
+
+  it('a truncate at the dirty limit does not wait for room its own fork would have to free', async () => {
+    const a = await node({ dirtyLimit: 4 * BS });
+    const file = await newFile();
+    const st = await a.data.attach(file, 'data');
+    await a.data.write(st, 0, randomBytes(5 * BS));
+    await a.data.sync(st);
+    objects.hold();
+    for (let i = 0; i < 4; i++) await a.data.write(st, i * BS, randomBytes(BS)); // dirty = limit
+    const cut = a.data.setLength(st, 4 * BS + 100); // cuts the clean block 4
+    setTimeout(() => objects.release(), 200);
+    let timer: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([cut.then(() => 'done'), new Promise((r) => (timer = setTimeout(() => r('stuck'), 5000)))]);
+    clearTimeout(timer);
+    assert.equal(outcome, 'done');
+    await a.data.sync(st);
+    assert.equal((await ns.get(file))!.dataLength, 4 * BS + 100);
+    a.data.detach(st);
+    await a.close();
+  });
+
+  it('a cache no bigger than its dirty limit keeps no clean blocks on disk', async () => {
+    const cacheDir = await mkdtemp(join(dir, 'cache-'));
+    const cache = await BandCache.open({ dir: cacheDir, size: 4 * BS, dirtyLimit: 4 * BS, log });
+    for (let i = 0; i < 20; i++) {
+      const b = cache.obtain({ volume: 'v', file: 1, fork: 'data', index: i }, BS, null);
+      await cache.reserve(b);
+      await b.lock.run(async () => {
+        await cache.write(b, 0, Buffer.alloc(BS, 1), BS * (i + 1));
+        const snap = await cache.snapshot(b);
+        cache.committed(b, { file: 1, gen: i + 1 }, snap.seq);
+      });
+    }
+    await new Promise((r) => setTimeout(r, 50)); // evictions take the block lock first
+    assert.equal(cache.dirtyTotal, 0);
+    assert.equal(readdirSync(join(cacheDir, 'blocks', 'v', '1')).length, 0, 'clean blocks that do not fit are deleted');
+    await cache.close();
   });
 });
