@@ -12,12 +12,12 @@ import { closeSync, constants, ftruncateSync, mkdirSync, openSync, readSync, rea
 import { open, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LRUCache } from 'lru-cache';
-import type { BlockRef } from '../meta/block-maps.js';
+import { sameRef, type BlockRef } from '../meta/block-maps.js';
 import type { ForkKind } from '../meta/forks.js';
 import type { Logger } from '../ops/log.js';
 import { Journal, forkKey, toRef, type ReplayedBlock } from './journal.js';
 import { Mutex } from './mutex.js';
-import { forkLetter, sameRef } from './object-names.js';
+import { forkLetter } from './object-names.js';
 import { Ranges } from './ranges.js';
 
 export interface BlockAddress {
@@ -155,10 +155,6 @@ export class BandCache {
 
   get dirtyLimit(): number {
     return this.opts.dirtyLimit;
-  }
-
-  get cleanBytes(): number {
-    return this.clean.calculatedSize;
   }
 
   get(a: BlockAddress): CachedBlock | undefined {

@@ -24,7 +24,3 @@ export function blockObjectKey(volumeKey: string, fork: ForkKind, index: number,
 export function volumeObjectPrefix(volumeKey: string): string {
   return `${segment(volumeKey)}/`;
 }
-
-export function sameRef(a: BlockRef | null, b: BlockRef | null): boolean {
-  return a === b || (a !== null && b !== null && a.file === b.file && a.gen === b.gen);
-}

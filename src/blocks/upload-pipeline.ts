@@ -11,7 +11,7 @@ import type { Logger } from '../ops/log.js';
 export const Priority = { Background: 0, Pressure: 1, Sync: 2 } as const;
 
 export interface UploadJob {
-  /** Uploads and commits once; resolves false when nothing is left to do for the block. */
+  /** Uploads and commits the block once; throws to be retried later. */
   (): Promise<void>;
 }
 
@@ -24,20 +24,9 @@ export class UploadPipeline {
   private readonly retryTimers = new Set<NodeJS.Timeout>();
   private readonly failures = new Map<string, number>();
   private closed = false;
-  /** Uploads that have failed at least once and wait for their retry. */
-  uploadsFailed = 0;
-  uploadsDone = 0;
 
   constructor(concurrency: number, private readonly log: Logger) {
     this.queue = new PQueue({ concurrency });
-  }
-
-  get waiting(): number {
-    return this.queue.size;
-  }
-
-  get running(): number {
-    return this.queue.pending;
   }
 
   /**
@@ -70,7 +59,6 @@ export class UploadPipeline {
           try {
             await job();
             this.failures.delete(id);
-            this.uploadsDone++;
           } catch (err) {
             this.retryLater(id, job, err);
           }
@@ -82,7 +70,6 @@ export class UploadPipeline {
   }
 
   private retryLater(id: string, job: UploadJob, err: unknown): void {
-    this.uploadsFailed++;
     const n = (this.failures.get(id) ?? 0) + 1;
     this.failures.set(id, n);
     const delay = Math.min(MAX_BACKOFF_MS, MIN_BACKOFF_MS * 2 ** Math.min(n - 1, 10));

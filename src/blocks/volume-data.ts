@@ -9,15 +9,15 @@
  * and is reloaded from the metadata store when it is opened again, so a fork another node
  * wrote in between is seen afresh.
  */
-import type { BlockMapStore, BlockRef } from '../meta/block-maps.js';
+import { sameRef, type BlockMapStore, type BlockRef } from '../meta/block-maps.js';
 import type { ForkKind } from '../meta/forks.js';
-import type { NodeRecord } from '../meta/namespace.js';
+import { NamespaceError, type NodeRecord } from '../meta/namespace.js';
 import { ObjectNotFoundError } from '../objects/errors.js';
 import type { ObjectStore } from '../objects/object-store.js';
 import type { Logger } from '../ops/log.js';
-import { BandCache, CachedBlock, blockId, type BlockAddress } from './band-cache.js';
+import type { BandCache, CachedBlock, BlockAddress } from './band-cache.js';
 import { Mutex } from './mutex.js';
-import { blockObjectKey, sameRef } from './object-names.js';
+import { blockObjectKey } from './object-names.js';
 import { Priority, UploadPipeline } from './upload-pipeline.js';
 
 export interface VolumeDataOptions {
@@ -120,10 +120,6 @@ export class VolumeData {
     let n = 0;
     for (const st of this.forks.values()) n += st.length - st.committedLength;
     return n;
-  }
-
-  hasDirty(file: number): boolean {
-    return this.o.cache.blocksOf(this.o.volumeKey, file).some((b) => b.dirty) || [...this.forks.values()].some((s) => s.file === file && s.metaDirty);
   }
 
   /** Files with bytes or lengths not yet committed. */
@@ -685,7 +681,7 @@ function isZero(b: Buffer): boolean {
 const ZERO_PAGE = Buffer.alloc(64 * 1024);
 
 function isNotFound(err: unknown): boolean {
-  return err instanceof Error && (err as { reason?: unknown }).reason === 'not-found';
+  return err instanceof NamespaceError && err.reason === 'not-found';
 }
 
 function sleep(ms: number): Promise<void> {
@@ -710,4 +706,3 @@ async function withDeadline<T>(p: Promise<T>, deadline: number, what: string, no
   }
 }
 
-export { blockId };

@@ -77,9 +77,7 @@ export function checkGcEntries(entries: readonly GcEntry[]): void {
   }
 }
 
-export function sameRef(a: BlockRef | null, b: BlockRef | null): boolean {
-  return a === null || b === null ? a === b : a.file === b.file && a.gen === b.gen;
-}
+export { sameRef } from './block-maps.js';
 
 export function forkCode(fork: ForkKind): ForkCode {
   return fork === 'data' ? 'd' : 'r';

@@ -89,3 +89,8 @@ export interface BlockMapStore {
   /** How many entries wait on the queue. */
   gcPending(): Promise<number>;
 }
+
+/** Two refs name the same object (null: both absent). */
+export function sameRef(a: BlockRef | null, b: BlockRef | null): boolean {
+  return a === null || b === null ? a === b : a.file === b.file && a.gen === b.gen;
+}

@@ -75,13 +75,6 @@ export class VolumeSet {
     return [...this.byId.values()];
   }
 
-  /** Runs one GC pass on every volume now (tests, and an operator's "collect now"). */
-  async collectGarbage(): Promise<number> {
-    let n = 0;
-    for (const gc of this.collectors) n += await gc.runOnce();
-    return n;
-  }
-
   async close(): Promise<void> {
     for (const gc of this.collectors) await gc.stop();
   }
