@@ -66,6 +66,8 @@ export class ForkState {
 }
 
 const GEN_BATCH = 64;
+/** Blocks fetched ahead of a sequential reader that missed the cache. */
+const READ_AHEAD_BLOCKS = 2;
 const EMPTY = Buffer.alloc(0);
 
 export class VolumeData {
@@ -207,6 +209,7 @@ export class VolumeData {
       if (hit) return hit;
       if (!block.dropped) {
         const baseRef = block.base;
+        if (baseRef !== null && !block.dirty) this.readAhead(st, index);
         const bytes = await this.fetch(index, st, baseRef).catch(async (err: unknown) => {
           // Leave no empty placeholder behind for a block that could not be fetched.
           await block.lock.run(async () => {
@@ -222,6 +225,28 @@ export class VolumeData {
         if (filled) return filled;
       }
       if (attempt >= 10) throw new Error(`block ${index} of file ${st.file} kept changing while being read`);
+    }
+  }
+
+  /**
+   * A block missed the cache: fetch the next few too, in the background, so a sequential
+   * reader (a restore, a verify) finds them there instead of waiting on one GET at a time.
+   * A reader that reaches a block still in flight joins its GET (see fetch).
+   */
+  private readAhead(st: ForkState, index: number): void {
+    for (let j = index + 1; j <= index + READ_AHEAD_BLOCKS && j * this.blockSize < st.length; j++) {
+      const ref = st.refs.get(j);
+      const a = this.addr(st, j);
+      if (ref === undefined || this.o.cache.get(a)) continue;
+      this.fetch(j, st, ref).then(
+        async (bytes) => {
+          const b = this.o.cache.get(a) ?? this.o.cache.obtain(a, this.blockSize, ref);
+          await b.lock.run(async () => {
+            if (!b.dropped && !b.complete && sameRef(b.base, ref)) await this.o.cache.fillForRead(b, bytes);
+          });
+        },
+        (err: unknown) => this.o.log.debug({ err, file: st.file, block: j }, 'read-ahead failed (the reader will fetch the block itself)'),
+      ).catch((err: unknown) => this.o.log.warn({ err, file: st.file, block: j }, 'read-ahead could not cache a block'));
     }
   }
 

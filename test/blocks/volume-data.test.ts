@@ -387,4 +387,29 @@ describe('VolumeData', () => {
     assert.equal(readdirSync(join(cacheDir, 'blocks', 'v', '1')).length, 0, 'clean blocks that do not fit are deleted');
     await cache.close();
   });
+
+  it('a cold sequential reader finds the next blocks fetched ahead', async () => {
+    const a = await node();
+    const file = await newFile();
+    const sa = await a.data.attach(file, 'data');
+    const bytes = randomBytes(4 * BS);
+    await a.data.write(sa, 0, bytes);
+    await a.data.sync(sa);
+    a.data.detach(sa);
+    await a.close();
+    const b = await node();
+    const sb = await b.data.attach(file, 'data');
+    assert.ok((await b.data.read(sb, 0, 100)).equals(bytes.subarray(0, 100)));
+    for (let i = 0; i < 100 && !(b.cache.get({ volume: VOL, file, fork: 'data', index: 2 })?.complete ?? false); i++) await new Promise((r) => setTimeout(r, 10));
+    objects.down = true;
+    try {
+      // Blocks 1 and 2 came with block 0's miss; block 3 would need the store.
+      assert.ok((await b.data.read(sb, BS, 2 * BS)).equals(bytes.subarray(BS, 3 * BS)));
+      await assert.rejects(b.data.read(sb, 3 * BS, 10));
+    } finally {
+      objects.down = false;
+    }
+    b.data.detach(sb);
+    await b.close();
+  });
 });
