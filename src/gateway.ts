@@ -10,6 +10,8 @@ import { PasswordGate } from './auth/password-gate.js';
 import { selectUams } from './auth/uams.js';
 import { UserDirectory } from './auth/user-directory.js';
 import type { GatewayConfig } from './config/schema.js';
+import { BonjourAdvertiser } from './discovery/advertiser.js';
+import { volumeUuid } from './discovery/records.js';
 import { DsiAttention } from './dsi/header.js';
 import { DsiServer } from './dsi/server.js';
 import type { MetaStore } from './meta/meta-store.js';
@@ -20,7 +22,7 @@ import { openObjectStore } from './objects/open.js';
 import type { ObjectStore } from './objects/object-store.js';
 import type { Logger } from './ops/log.js';
 import { VolumeCatalog } from './volume/catalog.js';
-import { VolumeSet } from './volume/volume-set.js';
+import { VolumeSet, volumeKey } from './volume/volume-set.js';
 
 export const VERSION = '0.1.0';
 const MACHINE_TYPE = 'afp-gateway';
@@ -35,6 +37,8 @@ const REPLAY_CACHE_IMPLEMENTED = false;
 export class Gateway {
   private renewTimer: NodeJS.Timeout | null = null;
   private stopping: Promise<void> | null = null;
+  /** Null when bonjour.enabled is false. */
+  bonjour: BonjourAdvertiser | null = null;
 
   private constructor(
     readonly config: GatewayConfig,
@@ -116,6 +120,7 @@ export class Gateway {
       const listened = await server.listen(config.listen.host, config.listen.port, config.listen.fallbackPort);
       const gw = new Gateway(config, meta, server, ctx, nodeId, listened.host, listened.port, listened.fellBack, log, volumes, { objects, cache, uploads });
       await gw.registerNode();
+      gw.startBonjour(identity.signature);
       log.info(
         { host: listened.host, port: listened.port, metadata: meta.kind, volumes: config.volumes.map((v) => v.name), uams: config.auth.uams, node: nodeId },
         `afp-gateway ${VERSION} listening on ${listened.host}:${listened.port}`,
@@ -150,6 +155,28 @@ export class Gateway {
     if (this.data.cache.dirtyTotal > 0) this.log.warn({ dirtyBytes: this.data.cache.dirtyTotal }, 'stopping with writes not yet uploaded; they upload at the next start');
   }
 
+  /**
+   * Advertises the server over Bonjour with the port it actually listens on. Not awaited:
+   * probing takes about a second and its failures are only logged (AFP works without it).
+   */
+  private startBonjour(signature: Buffer): void {
+    const b = this.config.bonjour;
+    if (!b.enabled) return;
+    this.bonjour = new BonjourAdvertiser({
+      serverName: this.config.serverName,
+      hostName: b.hostName,
+      port: this.port,
+      timeMachineVolumes: this.config.volumes
+        .filter((v) => v.timeMachine)
+        // Keyed like the volume's data, so a renamed volume (same key) keeps its Time Machine identity.
+        .map((v) => ({ name: v.name, uuid: volumeUuid(signature, volumeKey(v)) })),
+      model: b.model,
+      interfaces: b.interfaces,
+      log: this.log.child({ component: 'bonjour' }),
+    });
+    void this.bonjour.start();
+  }
+
   private async registerNode(): Promise<void> {
     const info = { id: this.nodeId, host: this.host, port: this.port, version: VERSION, startedAt: Date.now() };
     await this.meta.registerNode(info, NODE_LEASE_MS);
@@ -172,6 +199,8 @@ export class Gateway {
     this.stopping ??= (async () => {
       this.ctx.shuttingDown = true;
       if (this.renewTimer) clearInterval(this.renewTimer);
+      // Goodbyes first, so browsing Macs drop the server before it stops answering.
+      await this.bonjour?.stop().catch((err: unknown) => this.log.warn({ err }, 'Bonjour goodbye failed'));
       void this.server.stopAccepting();
       for (const c of this.server.allConnections()) c.attention(DsiAttention.Shutdown);
       if (noticeMs > 0 && this.server.connectionCount > 0) await new Promise((r) => setTimeout(r, noticeMs));

@@ -150,6 +150,18 @@ ops:
     host: 127.0.0.1
     port: 9548
 
+# Bonjour (mDNS) advertising, so Macs find the gateway in the Finder sidebar and in Time
+# Machine's list of backup disks (_afpovertcp._tcp, _adisk._tcp, _device-info._tcp).
+bonjour:
+  enabled: true
+  # Addresses of the interfaces to advertise on, e.g. [192.168.1.10]; null = every
+  # non-loopback interface with an IPv4 address.
+  interfaces: null
+  # Model shown to the Mac; it only picks the icon (e.g. TimeCapsule8,119, RackMac, Xserve).
+  model: TimeCapsule8,119
+  # Host name the records point at. Default: this machine's short host name + .local.
+  # hostName: office.local
+
 log:
   # trace, debug, info, warn, error or fatal
   level: info

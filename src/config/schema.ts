@@ -6,7 +6,9 @@
  * the parsed value into a GatewayConfig with absolute paths (see load.ts).
  */
 import { hostname } from 'node:os';
+import { isIP } from 'node:net';
 import * as z from 'zod';
+import { DEFAULT_MODEL, hostLabel } from '../discovery/records.js';
 import { GiB, KiB, MiB, formatSize, parseSize } from './size.js';
 
 export const UAMS = ['DHX2', 'DHCAST128', 'Cleartxt Passwrd', 'No User Authent'] as const;
@@ -327,6 +329,35 @@ const opsSchema = z
   })
   .prefault({});
 
+/** `<short host name>.local`, made DNS-safe (letters, digits, '-'). */
+export function defaultBonjourHostName(): string {
+  return `${hostLabel(hostname())}.local`;
+}
+
+const bonjourSchema = z
+  .strictObject({
+    enabled: z.boolean().default(true),
+    // Addresses of the interfaces to advertise on; null = every non-internal interface.
+    interfaces: z
+      .array(z.string().refine((s) => isIP(s.split('%')[0] ?? '') !== 0, 'must be an IP address of this machine'))
+      .min(1, 'must list at least one address (or be null for all interfaces)')
+      .nullable()
+      .default(null),
+    // _device-info model: only picks the Finder icon.
+    model: z
+      .string()
+      .refine((s) => {
+        const n = Buffer.byteLength(s, 'utf8');
+        return n >= 1 && n <= 200 && !CONTROL.test(s);
+      }, 'must be 1 to 200 bytes without control characters')
+      .default(DEFAULT_MODEL),
+    hostName: z
+      .string()
+      .regex(/^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.local$/, 'must be a host name such as office.local (letters, digits, "-", ending in .local)')
+      .default(defaultBonjourHostName),
+  })
+  .prefault({});
+
 const logSchema = z.strictObject({ level: z.enum(LOG_LEVELS).default('info') }).prefault({});
 
 export const configSchema = z
@@ -341,6 +372,7 @@ export const configSchema = z
     auth: authSchema,
     dsi: dsiSchema,
     ops: opsSchema,
+    bonjour: bonjourSchema,
     log: logSchema,
   })
   .superRefine((c, ctx) => {
@@ -374,6 +406,7 @@ export type AuthConfig = ParsedConfig['auth'];
 export type DsiConfig = ParsedConfig['dsi'];
 export type OpsConfig = ParsedConfig['ops'];
 export type LogConfig = ParsedConfig['log'];
+export type BonjourConfig = ParsedConfig['bonjour'];
 
 /** The resolved configuration: every default filled in, sizes in bytes, every path absolute. */
 export interface GatewayConfig extends Omit<ParsedConfig, 'metadata' | 'objects' | 'cache'> {

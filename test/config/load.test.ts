@@ -4,6 +4,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from '../../src/config/errors.js';
 import { loadConfig, parseConfig } from '../../src/config/load.js';
+import { defaultBonjourHostName } from '../../src/config/schema.js';
 import { GiB, KiB, MiB, TiB } from '../../src/config/size.js';
 import { scratch } from './fixture.js';
 
@@ -35,6 +36,7 @@ test('no file and no env: the embedded default', async () => {
       sleepHours: 10,
     },
     ops: { metricsListen: { host: '127.0.0.1', port: 9548 } },
+    bonjour: { enabled: true, interfaces: null, model: 'TimeCapsule8,119', hostName: defaultBonjourHostName() },
     log: { level: 'info' },
   });
 });

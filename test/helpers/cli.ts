@@ -27,7 +27,8 @@ export function runCli(args: string[], input = '', env: NodeJS.ProcessEnv = {}):
 /** Starts `afp-gateway serve` and resolves once it logs that it is listening. */
 export function startServe(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; output: () => string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, 'serve', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Test servers do not advertise themselves on the machine's networks.
+    const child = spawn(process.execPath, [BIN, 'serve', ...args], { env: { ...process.env, AFPGW_BONJOUR__ENABLED: 'false', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     const timer = setTimeout(() => reject(new Error(`serve did not start:\n${out}`)), 20_000);
     const onData = (d: Buffer): void => {

@@ -34,6 +34,8 @@ export async function startTestGateway(opts: TestGatewayOptions = {}): Promise<T
       dataDir,
       listen: { host: '127.0.0.1', port: 0, fallbackPort: null },
       auth: { scrypt: TEST_SCRYPT },
+      // Test gateways stay off the network's mDNS; test/discovery covers advertising.
+      bonjour: { enabled: false },
       ...opts.config,
     },
     { source: 'test', baseDir: dataDir },
