@@ -79,6 +79,8 @@ export class VolumeData {
   private genLock = new Mutex();
   private readonly now: () => number;
   readonly blockSize: number;
+  /** Counts commits that changed a fork's length: a volume's cached byte count is stale once it moves. */
+  lengthCommits = 0;
 
   private constructor(private readonly o: VolumeDataOptions) {
     this.now = o.now ?? Date.now;
@@ -524,6 +526,7 @@ export class VolumeData {
       else st.refs.set(c.index, c.next);
     }
     for (const i of [...st.refs.keys()]) if (i >= keep) st.refs.delete(i);
+    if (st.committedLength !== length) this.lengthCommits++;
     st.committedLength = length;
     if (st.length === length && st.modifiedAt === modifiedAt && st.pendingCut === null) st.metaDirty = false;
     return 'ok';

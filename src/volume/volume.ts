@@ -79,7 +79,7 @@ const USED_BYTES_TTL_MS = 1000;
  * permissions enforced. Shared by every session; all state lives in the namespace store.
  */
 export class Volume implements ForkHost {
-  private usedCache: { bytes: number; at: number } | null = null;
+  private usedCache: { bytes: number; at: number; commits: number } | null = null;
 
   private constructor(
     readonly def: VolumeDef,
@@ -172,8 +172,14 @@ export class Volume implements ForkHost {
     const limit = this.def.sizeLimit;
     if (limit === null || bytes <= 0) return;
     const t = this.now();
-    if (!this.usedCache || t - this.usedCache.at > USED_BYTES_TTL_MS) this.usedCache = { bytes: (await this.ns.stats()).bytes, at: t };
-    if (this.usedCache.bytes + this.data.pendingGrowth + bytes > limit) throw new FsError('ENOSPC', `the volume is limited to ${limit} bytes`);
+    // The committed count plus this node's uncommitted growth. The count is reused for up to
+    // a second unless this node committed a length since; before refusing, it is read again
+    // (another node may have freed space).
+    const fresh = async () => (this.usedCache = { bytes: (await this.ns.stats()).bytes, at: t, commits: this.data.lengthCommits });
+    let cached = this.usedCache;
+    if (!cached || t - cached.at > USED_BYTES_TTL_MS || cached.commits !== this.data.lengthCommits) cached = await fresh();
+    if (cached.bytes + this.data.pendingGrowth + bytes > limit && cached.at !== t) cached = await fresh();
+    if (cached.bytes + this.data.pendingGrowth + bytes > limit) throw new FsError('ENOSPC', `the volume is limited to ${limit} bytes`);
   }
 
   /** A record with the fork lengths this node knows to be newer than the committed ones. */
