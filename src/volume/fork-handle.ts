@@ -2,12 +2,11 @@
  * One open fork: the volume's side of FPOpenFork. Access and byte-range checks go to the
  * fork store (shared by both nodes), bytes to the volume's data on this node.
  */
-import { DataError, type ForkState, type VolumeData } from '../blocks/volume-data.js';
-import { ForkError, LOCK_TO_END, type ForkFailure, type ForkStore } from '../meta/forks.js';
+import type { ForkState, VolumeData } from '../blocks/volume-data.js';
+import { LOCK_TO_END, type ForkStore } from '../meta/forks.js';
 import type { NodeRecord } from '../meta/namespace.js';
-import { ObjectStoreError } from '../objects/errors.js';
-import { MetaUnavailableError } from '../meta/meta-store.js';
-import { FsError, type FsFailure } from './errors.js';
+import { FsError } from './errors.js';
+import { fsCall } from './fs-call.js';
 import { Access, type ForkKind, type OpenedFork } from './open-fork.js';
 
 /** What a fork handle needs from its volume. */
@@ -18,27 +17,6 @@ export interface ForkHost {
   node(id: number): Promise<NodeRecord>;
   /** Throws ENOSPC when the volume cannot grow by `bytes`. */
   reserveSpace(bytes: number): Promise<void>;
-}
-
-const forkToFs: Record<ForkFailure, FsFailure> = {
-  'deny-conflict': 'EDENY',
-  'not-open': 'EBADF',
-  'range-overlap': 'ERANGEOVERLAP',
-  'range-locked': 'ERANGELOCKED',
-  'not-locked': 'ENOTLOCKED',
-  'too-many': 'ENOLOCKS',
-};
-
-/** Restates fork-store, data and backend failures in file-system terms. */
-export async function fsCall<T>(run: () => Promise<T>): Promise<T> {
-  try {
-    return await run();
-  } catch (e) {
-    if (e instanceof ForkError) throw new FsError(forkToFs[e.reason], e.message);
-    if (e instanceof DataError) throw new FsError(e.reason === 'gone' ? 'ENOENT' : 'EIO', e.message);
-    if (e instanceof ObjectStoreError || e instanceof MetaUnavailableError) throw new FsError('EIO', e.message);
-    throw e;
-  }
 }
 
 /** The largest offset or length AFP can name that JavaScript numbers carry exactly. */

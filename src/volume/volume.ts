@@ -1,9 +1,7 @@
 import {
-  NamespaceError,
   PARENT_OF_ROOT,
   ROOT_ID,
   type ChildrenPage,
-  type NamespaceFailure,
   type NamespaceStore,
   type NodePatch,
   type NodeRecord,
@@ -13,9 +11,10 @@ import type { VolumeDef } from './catalog.js';
 import type { KeyValueArea } from './node.js';
 import type { ForkStore } from '../meta/forks.js';
 import type { VolumeData } from '../blocks/volume-data.js';
-import { ForkHandle, fsCall, type ForkHost } from './fork-handle.js';
+import { ForkHandle, type ForkHost } from './fork-handle.js';
+import { fsCall } from './fs-call.js';
 import { Access, type ForkKind, type ForkOwner, type OpenedFork } from './open-fork.js';
-import { FsError, type FsFailure } from './errors.js';
+import { FsError } from './errors.js';
 import { checkName } from './names.js';
 import { mayUnlink, rightsOf, type Principal } from './permissions.js';
 
@@ -41,27 +40,6 @@ export const MAX_XATTR_VALUE_BYTES = 64 * 1024;
 /** Per object, so one client cannot make a node hold (or a listing load) unbounded data. */
 export const MAX_XATTRS_PER_NODE = 64;
 export const FINDER_INFO_XATTR = 'com.apple.FinderInfo';
-
-const nsToFs: Record<NamespaceFailure, FsFailure> = {
-  'not-found': 'ENOENT',
-  exists: 'EEXIST',
-  'not-dir': 'ENOTDIR',
-  'is-dir': 'EISDIR',
-  'not-empty': 'ENOTEMPTY',
-  cycle: 'ECYCLE',
-  'is-root': 'EROOT',
-  'no-attr': 'ENOATTR',
-};
-
-/** Runs a store call and restates its failures in file-system terms. */
-async function fs<T>(run: () => Promise<T>, exists: FsFailure = 'EEXIST'): Promise<T> {
-  try {
-    return await run();
-  } catch (e) {
-    if (e instanceof NamespaceError) throw new FsError(e.reason === 'exists' ? exists : nsToFs[e.reason], e.message);
-    throw e;
-  }
-}
 
 /** Where a volume's bytes and open forks live. */
 export interface VolumeStorage {
@@ -297,7 +275,7 @@ export class Volume implements ForkHost {
   async createDir(who: Principal, dirId: number, steps: readonly Step[]): Promise<NodeRecord> {
     const { parent, name } = await this.resolveNew(who, dirId, steps);
     this.requireWrite(who, parent);
-    return fs(() => this.ns.create(parent.id, name, 'dir', { uid: who.uid, gid: who.gid, mode: NEW_DIR_MODE }, this.now()));
+    return fsCall(() => this.ns.create(parent.id, name, 'dir', { uid: who.uid, gid: who.gid, mode: NEW_DIR_MODE }, this.now()));
   }
 
   /** Soft create fails on an existing name; hard create empties an existing file instead. */
@@ -318,9 +296,9 @@ export class Volume implements ForkHost {
           this.data.detach(st);
         }
       }
-      return fs(() => this.ns.update(existing.id, { modifiedAt: this.now() }));
+      return fsCall(() => this.ns.update(existing.id, { modifiedAt: this.now() }));
     }
-    return fs(() => this.ns.create(parent.id, name, 'file', { uid: who.uid, gid: who.gid, mode: NEW_FILE_MODE }, this.now()));
+    return fsCall(() => this.ns.create(parent.id, name, 'file', { uid: who.uid, gid: who.gid, mode: NEW_FILE_MODE }, this.now()));
   }
 
   async remove(who: Principal, dirId: number, steps: readonly Step[]): Promise<NodeRecord> {
@@ -330,7 +308,7 @@ export class Volume implements ForkHost {
     if (!mayUnlink(who, parent, node)) throw new FsError('EACCES', `no permission to delete ${node.name}`);
     if (node.attributes & Attr.DeleteInhibit) throw new FsError('ELOCKED', `${node.name} is delete-inhibited`);
     if (node.kind === 'file' && (await this.isOpen(node.id))) throw new FsError('EBUSY', `${node.name} is open`);
-    const removed = await fs(() => this.ns.remove(node.id, this.now()));
+    const removed = await fsCall(() => this.ns.remove(node.id, this.now()));
     if (removed.kind === 'file') this.data.forget(removed.id);
     return removed;
   }
@@ -344,7 +322,7 @@ export class Volume implements ForkHost {
     const parent = await this.node(node.parent);
     if (!mayUnlink(who, parent, node)) throw new FsError('EACCES', `no permission to rename ${node.name}`);
     if (node.attributes & Attr.RenameInhibit) throw new FsError('ELOCKED', `${node.name} is rename-inhibited`);
-    return fs(() => this.ns.move(node.id, node.parent, newName, this.now()));
+    return fsCall(() => this.ns.move(node.id, node.parent, newName, this.now()));
   }
 
   /** FPMoveAndRename: into `dst` (a directory), keeping the name unless `newName` is given. */
@@ -358,7 +336,7 @@ export class Volume implements ForkHost {
     if (!mayUnlink(who, parent, node)) throw new FsError('EACCES', `no permission to move ${node.name}`);
     this.requireWrite(who, dst);
     if (name !== node.name && node.attributes & Attr.RenameInhibit) throw new FsError('ELOCKED', `${node.name} is rename-inhibited`);
-    return fs(() => this.ns.move(node.id, dst.id, name, this.now()));
+    return fsCall(() => this.ns.move(node.id, dst.id, name, this.now()));
   }
 
   /**
@@ -383,7 +361,7 @@ export class Volume implements ForkHost {
     // Only the volume backup date, which backup software records, stays open to all.
     const touchesRoot = touchesContent && (patch.attributes !== undefined || patch.finderInfo !== undefined || patch.createdAt !== undefined || patch.modifiedAt !== undefined);
     if (node.id === ROOT_ID && touchesRoot && !r.owner) throw new FsError('EACCES', 'the volume root belongs to the volume');
-    return this.live(await fs(() => this.ns.update(node.id, patch)));
+    return this.live(await fsCall(() => this.ns.update(node.id, patch)));
   }
 
   /** FPExchangeFiles: contents swap, IDs and names stay. */
@@ -393,7 +371,7 @@ export class Volume implements ForkHost {
     if (!rightsOf(who, a).write || !rightsOf(who, b).write) throw new FsError('EACCES', 'no write permission on both files');
     // The block maps swap in the store; bytes still in this node's cache must be there first.
     await fsCall(() => this.data.syncFiles([a.id, b.id]));
-    await fs(() => this.ns.exchange(a.id, b.id));
+    await fsCall(() => this.ns.exchange(a.id, b.id));
     await this.data.reload(a.id);
     await this.data.reload(b.id);
   }
@@ -407,23 +385,23 @@ export class Volume implements ForkHost {
     checkName(name);
     this.requireWrite(who, dst);
     const now = this.now();
-    const copy = await fs(() =>
+    const copy = await fsCall(() =>
       this.ns.create(dst.id, name, 'file', { uid: who.uid, gid: who.gid, mode: src.mode & 0o777, attributes: src.attributes, finderInfo: src.finderInfo, createdAt: src.createdAt, modifiedAt: src.modifiedAt }, now),
     );
     for (const x of await this.ns.listXattrs(src.id)) {
       const v = await this.ns.getXattr(src.id, x);
-      if (v) await fs(() => this.ns.setXattr(copy.id, x, v, 'any'));
+      if (v) await fsCall(() => this.ns.setXattr(copy.id, x, v, 'any'));
     }
     await this.reserveSpace(src.dataLength + src.rsrcLength);
     await fsCall(() => this.data.copy(src.id, copy.id));
     // The copy keeps the source's dates, which writing its bytes moved on.
-    return this.live(await fs(() => this.ns.update(copy.id, { modifiedAt: src.modifiedAt })));
+    return this.live(await fsCall(() => this.ns.update(copy.id, { modifiedAt: src.modifiedAt })));
   }
 
   async list(who: Principal, dir: NodeRecord, opts: { after?: string; offset?: number; limit: number }): Promise<ChildrenPage> {
     if (dir.kind !== 'dir') throw new FsError('ENOTDIR', `${dir.name} is a file`);
     if (!rightsOf(who, dir).read) throw new FsError('EACCES', `no read permission on ${dir.name}`);
-    const page = await fs(() => this.ns.children(dir.id, opts));
+    const page = await fsCall(() => this.ns.children(dir.id, opts));
     return { ...page, entries: page.entries.map((n) => this.live(n)) };
   }
 
@@ -436,7 +414,7 @@ export class Volume implements ForkHost {
       if (node.finderInfo.every((b) => b === 0)) throw new FsError('ENOATTR', `${name} is empty`);
       return node.finderInfo;
     }
-    const v = await fs(() => this.ns.getXattr(node.id, name));
+    const v = await fsCall(() => this.ns.getXattr(node.id, name));
     if (!v) throw new FsError('ENOATTR', `${node.name} has no attribute ${name}`);
     return v;
   }
@@ -451,14 +429,14 @@ export class Volume implements ForkHost {
       const empty = node.finderInfo.every((b) => b === 0);
       if (mode === 'create' && !empty) throw new FsError('EXATTR_EXISTS', `${name} exists`);
       if (mode === 'replace' && empty) throw new FsError('ENOATTR', `${name} does not exist`);
-      await fs(() => this.ns.update(node.id, { finderInfo: value }));
+      await fsCall(() => this.ns.update(node.id, { finderInfo: value }));
       return;
     }
     if (mode !== 'replace') {
       const names = await this.ns.listXattrs(node.id);
       if (names.length >= MAX_XATTRS_PER_NODE && !names.includes(name)) throw new FsError('ENOSPC', `at most ${MAX_XATTRS_PER_NODE} attributes per object`);
     }
-    await fs(() => this.ns.setXattr(node.id, name, value, mode), 'EXATTR_EXISTS');
+    await fsCall(() => this.ns.setXattr(node.id, name, value, mode), 'EXATTR_EXISTS');
   }
 
   async removeXattr(who: Principal, node: NodeRecord, name: string): Promise<void> {
@@ -467,15 +445,15 @@ export class Volume implements ForkHost {
     if (!rightsOf(who, node).write && !rightsOf(who, node).owner) throw new FsError('EACCES', `no write permission on ${node.name}`);
     if (name === FINDER_INFO_XATTR) {
       if (node.finderInfo.every((b) => b === 0)) throw new FsError('ENOATTR', `${name} does not exist`);
-      await fs(() => this.ns.update(node.id, { finderInfo: Buffer.alloc(32) }));
+      await fsCall(() => this.ns.update(node.id, { finderInfo: Buffer.alloc(32) }));
       return;
     }
-    await fs(() => this.ns.removeXattr(node.id, name));
+    await fsCall(() => this.ns.removeXattr(node.id, name));
   }
 
   async listXattrs(who: Principal, node: NodeRecord): Promise<string[]> {
     if (!rightsOf(who, node).read && !rightsOf(who, node).owner) throw new FsError('EACCES', `no read permission on ${node.name}`);
-    const names = await fs(() => this.ns.listXattrs(node.id));
+    const names = await fsCall(() => this.ns.listXattrs(node.id));
     return node.finderInfo.some((b) => b !== 0) ? [FINDER_INFO_XATTR, ...names] : names;
   }
 }
