@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { buildCommandTable } from './afp/command-table.js';
 import type { AfpServerContext } from './afp/context.js';
 import { AfpSession } from './afp/session.js';
+import { SessionRegistry } from './afp/session-registry.js';
 import { serverFlags, statusBlock } from './afp/status.js';
 import { UserAuthenticator } from './auth/authenticator.js';
 import { LoginThrottle } from './auth/login-throttle.js';
@@ -27,8 +28,6 @@ import { VolumeSet, volumeKey } from './volume/volume-set.js';
 export const VERSION = '0.1.0';
 const MACHINE_TYPE = 'afp-gateway';
 const NODE_LEASE_MS = 15_000;
-/** The replay cache arrives with reconnect support (issue 5). */
-const REPLAY_CACHE_IMPLEMENTED = false;
 
 /**
  * One running gateway node: the composition root that wires config, the metadata store,
@@ -81,6 +80,14 @@ export class Gateway {
         for (const v of volumes.all()) v.data.uploadAll();
       };
       const table = buildCommandTable();
+      const sessions = new SessionRegistry({
+        store: meta.sessions(),
+        nodeId,
+        disconnectedMs: config.dsi.disconnectedSessionSeconds * 1000,
+        volumeByKey: (key) => volumes.byKey(key),
+        liveNodes: async () => new Set((await meta.listNodes()).map((n) => n.id)),
+        log,
+      });
       const ctx: AfpServerContext = {
         serverName: config.serverName,
         flags: serverFlags((code) => table.get(code) !== undefined),
@@ -97,12 +104,14 @@ export class Gateway {
         log,
         shuttingDown: false,
         nodeId,
+        sessions,
+        replayCacheSize: config.dsi.replayCacheSize,
+        // A takeover waits out the old session's request, at worst a sync that times out.
+        resumeWaitMs: config.cache.syncTimeoutSeconds * 1000 + 10_000,
       };
       server = new DsiServer({
         requestQuantum: config.dsi.requestQuantum,
-        // Advertised only once there is a replay cache behind it: a Mac that believes in
-        // one resends non-idempotent requests after a reconnect, expecting them deduplicated.
-        replayCacheSize: REPLAY_CACHE_IMPLEMENTED ? config.dsi.replayCacheSize : 0,
+        replayCacheSize: config.dsi.replayCacheSize,
         tickleMs: config.dsi.tickleSeconds * 1000,
         idleTimeoutMs: config.dsi.idleTimeoutSeconds * 1000,
         sleepTimeoutMs: config.dsi.sleepHours * 3600_000,
@@ -205,6 +214,8 @@ export class Gateway {
       for (const c of this.server.allConnections()) c.attention(DsiAttention.Shutdown);
       if (noticeMs > 0 && this.server.connectionCount > 0) await new Promise((r) => setTimeout(r, noticeMs));
       await this.server.close();
+      // Sessions waiting for a reconnect will not get one from this process: release them.
+      await this.ctx.sessions.close();
       await this.drainUploads(drainMs);
       await this.volumes.close();
       await this.data.uploads.close();

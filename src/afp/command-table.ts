@@ -7,6 +7,7 @@ import { enumerateCommands } from './handlers/enumerate.js';
 import { fileDirCommands } from './handlers/filedir.js';
 import { forkCommands } from './handlers/forks.js';
 import { loginCommands } from './handlers/login.js';
+import { reconnectCommands } from './handlers/reconnect.js';
 import { serverCommands } from './handlers/server.js';
 import { userCommands } from './handlers/users.js';
 import { volumeCommands } from './handlers/volume.js';
@@ -14,5 +15,5 @@ import { xattrCommands } from './handlers/xattrs.js';
 
 /** The one place that lists which AFP commands this server implements. */
 export function buildCommandTable(): CommandTable {
-  return new CommandTable([loginCommands, serverCommands, userCommands, volumeCommands, fileDirCommands, forkCommands, changeCommands, enumerateCommands, catSearchCommands, xattrCommands, accessCommands, desktopCommands]);
+  return new CommandTable([loginCommands, reconnectCommands, serverCommands, userCommands, volumeCommands, fileDirCommands, forkCommands, changeCommands, enumerateCommands, catSearchCommands, xattrCommands, accessCommands, desktopCommands]);
 }

@@ -4,6 +4,7 @@ import type { PasswordChecker, Uam } from '../auth/uam.js';
 import type { UserDirectory } from '../auth/user-directory.js';
 import type { Logger } from '../ops/log.js';
 import type { VolumeSet } from '../volume/volume-set.js';
+import type { SessionRegistry } from './session-registry.js';
 
 /** Everything AFP sessions share on one gateway node. */
 export interface AfpServerContext {
@@ -31,4 +32,10 @@ export interface AfpServerContext {
   nodeId?: string;
   /** Forks one session may hold open at once; defaults to MAX_OPEN_FORKS (session.ts). */
   maxOpenForks?: number;
+  /** Sessions that can be reconnected to or stolen from, and their records in the store. */
+  sessions: SessionRegistry;
+  /** Replay-cache depth per session (the DSIOpenSession option says the same number). */
+  replayCacheSize?: number;
+  /** How long FPDisconnectOldSession waits for the old session's request under way. */
+  resumeWaitMs?: number;
 }

@@ -13,6 +13,7 @@ import { FsError } from '../volume/errors.js';
 import type { Volume } from '../volume/volume.js';
 import type { OpenedFork } from '../volume/open-fork.js';
 import { fsErrorCode } from './fs-errors.js';
+import { needsReplayEntry, ReplayCache } from './replay-cache.js';
 
 /**
  * Forks one session may hold open. A Mac opens a sparsebundle's bands a few at a time, far
@@ -31,10 +32,37 @@ export interface SessionFork {
   fork: OpenedFork;
 }
 
-/** One AFP session: login state and (in later layers) open volumes and forks. */
+export type SessionState = 'connected' | 'disconnected' | 'ended';
+
+/** Replay-cache depth when the context names none (netatalk's). */
+const DEFAULT_REPLAY_WINDOW = 128;
+/** How long FPDisconnectOldSession waits for the old session's request under way, by default. */
+const DEFAULT_RESUME_WAIT_MS = 70_000;
+
+/**
+ * One AFP session: login state, open volumes and forks, the session token and the replay
+ * cache. A session outlives its connection when its Mac may come back for it (primary
+ * reconnect, AFP-FACTS §7.2): the connection is swapped under it and everything carries on.
+ */
 export class AfpSession implements DsiEndpoint {
-  readonly id = randomBytes(4).toString('hex');
+  /** 8 random bytes: unique across the nodes of a pair (open IDs and store records carry it). */
+  readonly id = randomBytes(8).toString('hex');
   readonly log: Logger;
+  readonly createdAt = Date.now();
+  state: SessionState = 'connected';
+  /** The opaque session token (hex) once FPGetSessionToken handed one out. */
+  token = '';
+  /** The Mac's identity from FPGetSessionToken (hex ID, boot timestamp). */
+  clientId = '';
+  clientTimestamp: number | null = null;
+  /** True once the session's record went to the store (token or Time Machine volume). */
+  recorded = false;
+  /** Set while an FPDisconnectOldSession is taking this session over: lock stealing spares it. */
+  resuming = false;
+  readonly replay: ReplayCache;
+  /** The request being executed, so a takeover can wait for it (its reply goes to the cache). */
+  private running: Promise<void> | null = null;
+  private connection: DsiConnection;
   user: AuthenticatedUser | null = null;
   version: AfpVersion | null = null;
   /** The UAM exchange awaiting FPLoginCont, if a login is under way. */
@@ -53,13 +81,18 @@ export class AfpSession implements DsiEndpoint {
   readonly forks = new Map<number, SessionFork>();
   /** The last refnum handed out: numbers are reused only after a wrap, and only once closed. */
   private lastRefnum = 0;
-  /** Set when the connection ends: a fork opened by a request still under way is closed at once. */
-  private ended = false;
   /** Volumes this session ever opened a fork on: only these can hold opens of it in their store. */
   private readonly forkVolumes = new Set<Volume>();
 
-  constructor(readonly conn: DsiConnection, readonly ctx: AfpServerContext, private readonly table: CommandTable) {
+  constructor(conn: DsiConnection, readonly ctx: AfpServerContext, private readonly table: CommandTable) {
+    this.connection = conn;
     this.log = ctx.log.child({ session: this.id });
+    this.replay = new ReplayCache(ctx.replayCacheSize ?? DEFAULT_REPLAY_WINDOW);
+  }
+
+  /** The connection the session currently speaks over (a primary reconnect replaces it). */
+  get conn(): DsiConnection {
+    return this.connection;
   }
 
   get remoteAddress(): string {
@@ -71,6 +104,22 @@ export class AfpSession implements DsiEndpoint {
     if (p.length === 0) return { code: kFPParamErr };
     const code = p[0]!;
     if (code !== AfpCommand.FPZzzzz) this.conn.setSleeping(false);
+    const cached = this.replay.arrive(req.requestId, code);
+    if (cached) {
+      this.log.info({ cmd: commandName(code), requestId: req.requestId, result: resultName(cached.code) }, 'replayed request answered from the replay cache');
+      return cached;
+    }
+    const run = this.execute(code, req);
+    this.running = run.then(() => undefined);
+    try {
+      return await run;
+    } finally {
+      this.running = null;
+    }
+  }
+
+  private async execute(code: number, req: DsiRequest): Promise<DsiReply> {
+    const p = req.payload;
     const spec = this.table.get(code);
     if (!spec || (!spec.preAuth && this.user === null)) {
       if (!spec) this.log.debug({ cmd: code }, 'unsupported command');
@@ -89,7 +138,68 @@ export class AfpSession implements DsiEndpoint {
       const us = Number(process.hrtime.bigint() - started) / 1000;
       this.log.debug({ cmd: commandName(code), result: resultName(reply.code), us }, 'afp');
     }
+    // Cached before the reply leaves: a Mac that never sees it sends the request again.
+    if (this.user !== null && needsReplayEntry(p)) {
+      await this.replay.remember(req.requestId, code, reply).catch((err: unknown) => this.log.warn({ err, cmd: commandName(code) }, 'could not store the replay-cache entry'));
+    }
     return reply;
+  }
+
+  /** Resolves true once no request is under way, false if one is still running after `ms`. */
+  async idle(ms: number): Promise<boolean> {
+    const deadline = Date.now() + ms;
+    while (this.running) {
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = await Promise.race([
+        this.running.then(() => false),
+        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), left))),
+      ]);
+      clearTimeout(timer);
+      if (timedOut) return false;
+    }
+    return true;
+  }
+
+  /** How long a takeover waits for this session's request under way. */
+  get resumeWaitMs(): number {
+    return this.ctx.resumeWaitMs ?? DEFAULT_RESUME_WAIT_MS;
+  }
+
+  /**
+   * Primary reconnect: this session continues on `conn`, whose own fresh session (`fresh`, the
+   * one that just logged in and sent FPDisconnectOldSession) is dropped. The caller has already
+   * cut the old connection and waited for the request under way.
+   */
+  async takeOver(conn: DsiConnection, fresh: AfpSession): Promise<void> {
+    this.connection = conn;
+    conn.setEndpoint(this);
+    this.state = 'connected';
+    this.resuming = false;
+    this.ctx.sessions.reconnected(this);
+    this.log.info({ remote: conn.remoteAddress, via: fresh.id }, 'primary reconnect: session resumed on a new connection');
+    await fresh.end('replaced by the session it reconnected to');
+  }
+
+  /** Volume keys on which this session opened forks (its opens in the stores). */
+  forkVolumeKeys(): string[] {
+    return [...this.forkVolumes].map((v) => v.key);
+  }
+
+  /**
+   * Ends the session for good: forks closed, opens and locks released, the record and its
+   * token dropped. `cutConnection` also closes a connection still attached (lock stealing).
+   */
+  async end(why: string, cutConnection = false): Promise<void> {
+    if (this.state === 'ended') return;
+    const wasConnected = this.state === 'connected';
+    this.state = 'ended';
+    this.pendingLogin = null;
+    if (cutConnection && wasConnected && this.connection.isOpen) this.connection.close('server-close');
+    this.log.info({ why, user: this.user?.name, openForks: this.forks.size }, 'session ended');
+    await this.releaseForks();
+    await this.ctx.sessions.ended(this).catch((err: unknown) => this.log.warn({ err }, 'could not drop the session record'));
   }
 
   /** The open volume a request names; kFPParamErr for an unknown or closed volume ID. */
@@ -127,13 +237,27 @@ export class AfpSession implements DsiEndpoint {
 
   /** Registers a fork the volume opened; when the connection ended meanwhile, closes it instead. */
   async addFork(f: SessionFork): Promise<void> {
-    if (this.ended) {
+    // A fork opened by a request still under way when the session ended is closed at once.
+    if (this.state === 'ended') {
       await f.fork.close();
       throw new AfpError(kFPParamErr, 'the session ended while the fork was being opened');
     }
     this.forks.set(f.refnum, f);
     this.lastRefnum = f.refnum;
-    this.forkVolumes.add(f.volume);
+    if (!this.forkVolumes.has(f.volume)) {
+      this.forkVolumes.add(f.volume);
+      // The store record names the volumes holding this session's opens, so a process that
+      // finds the session orphaned (after a crash) knows where to release them.
+      if (this.recorded) await this.persist();
+    }
+  }
+
+  /** Writes the session's record to the metadata store (behind its token). */
+  async persist(): Promise<void> {
+    if (this.state === 'ended' || this.user === null) return;
+    this.recorded = true;
+    this.replay.setBacking({ putReply: (e) => this.ctx.sessions.store.putReply(this.id, this.replay.window, e, this.ctx.sessions.recordTtlMs) });
+    await this.ctx.sessions.save(this);
   }
 
   /** FPCloseFork: the refnum is free at once, whatever the close itself reports. */
@@ -189,11 +313,21 @@ export class AfpSession implements DsiEndpoint {
     return kFPMiscErr;
   }
 
+  /**
+   * The connection ended. A session with a token whose connection dropped without
+   * DSICloseSession (Wi-Fi gone, Mac asleep, the network cut) waits for its Mac to reconnect;
+   * every other session ends now. A handed-over connection is a takeover under way.
+   */
   closed(reason: DsiCloseReason): void {
+    if (reason === 'handed-over' || this.state !== 'connected') return;
     this.pendingLogin = null;
-    this.ended = true;
-    this.log.info({ reason, user: this.user?.name, loggedOut: this.loggedOut, openForks: this.forks.size }, 'session closed');
+    const mayReturn = (reason === 'peer-closed' || reason === 'timeout') && !this.loggedOut && this.user !== null;
+    if (mayReturn && this.ctx.sessions.disconnected(this)) {
+      this.state = 'disconnected';
+      this.log.info({ reason, user: this.user?.name, openForks: this.forks.size }, 'connection lost; session kept for a reconnect');
+      return;
+    }
     // DSI calls this synchronously; the release runs on and reports its own failures.
-    this.releaseForks().catch((err: unknown) => this.log.error({ err }, 'releasing the session failed'));
+    this.end(`connection ${reason}`).catch((err: unknown) => this.log.error({ err }, 'releasing the session failed'));
   }
 }

@@ -31,7 +31,12 @@ export interface SrvrParms {
  * drive the server through it. Non-zero result codes throw AfpError.
  */
 export class AfpClient {
-  private constructor(readonly dsi: DsiClient, readonly session: OpenSessionResult) {}
+  private constructor(private connection: DsiClient, readonly session: OpenSessionResult) {}
+
+  /** The DSI connection requests go over; a primary reconnect replaces it. */
+  get dsi(): DsiClient {
+    return this.connection;
+  }
 
   static async connect(host: string, port: number, opts: DsiClientOptions = {}): Promise<AfpClient> {
     const dsi = await DsiClient.connect(host, port, opts);
@@ -76,6 +81,51 @@ export class AfpClient {
       r = await this.dsi.command(cont);
     }
     if (r.code !== kFPNoErr) throw new AfpError(r.code, `login as ${JSON.stringify(user)} with ${uam.name}`);
+  }
+
+  /**
+   * FPGetSessionToken. Types 3/4 (time and ID) send `id` and `timestamp`; 1, 2, 5–7 send `id`;
+   * 0 sends nothing. Returns the opaque token.
+   */
+  async getSessionToken(type: number, o: { id?: Buffer; timestamp?: number } = {}): Promise<Buffer> {
+    const w = new Writer(16 + (o.id?.length ?? 0)).u8(AfpCommand.FPGetSessionToken).u8(0).u16(type);
+    if (type !== 0) {
+      const id = o.id ?? Buffer.alloc(0);
+      w.u32(id.length);
+      if (type === 3 || type === 4) w.u32(o.timestamp ?? 0);
+      w.bytes(id);
+    }
+    const r = new Reader(await this.call(w.finish()));
+    return Buffer.from(r.bytes(r.u32()));
+  }
+
+  async disconnectOldSession(token: Buffer): Promise<void> {
+    await this.call(new Writer(8 + token.length).u8(AfpCommand.FPDisconnectOldSession).u8(0).u16(0).u32(token.length).bytes(token).finish());
+  }
+
+  /**
+   * Primary reconnect, as a Mac does after losing its connection (AFP-FACTS §7.2): a new
+   * connection whose request IDs continue the old one's, a full login, FPDisconnectOldSession
+   * with the old session's token, then every request the old connection left unanswered is
+   * sent again with its original ID (the server answers those it already ran from its replay
+   * cache). Volumes and forks opened through this client carry on. Throws AfpError when the
+   * server no longer holds the session (the caller then reopens what it needs).
+   */
+  async reconnect(host: string, port: number, login: LoginOptions, token: Buffer, opts: DsiClientOptions = {}): Promise<void> {
+    const old = this.connection;
+    if (!old.isClosed) old.destroy();
+    const dsi = await DsiClient.connect(host, port, { ...opts, holdUnanswered: true, lastRequestId: old.lastRequestId });
+    try {
+      await dsi.openSession();
+      const fresh = new AfpClient(dsi, this.session);
+      await fresh.login(login);
+      await fresh.disconnectOldSession(token);
+    } catch (e) {
+      dsi.destroy();
+      throw e;
+    }
+    this.connection = dsi;
+    dsi.resend(old.takeUnanswered());
   }
 
   async logout(): Promise<void> {

@@ -9,6 +9,13 @@ export interface DsiClientOptions {
   maxReplyBytes?: number;
   /** Send DSITickle this often while connected (a real Mac uses 30 s); 0 disables. */
   tickleMs?: number;
+  /**
+   * Keep requests unanswered when the connection drops, instead of failing them, so a
+   * reconnect can send them again with their original IDs (as a Mac does with a replay cache).
+   */
+  holdUnanswered?: boolean;
+  /** The request ID to count on from (a reconnect continues the old connection's sequence). */
+  lastRequestId?: number;
 }
 
 export interface DsiResult {
@@ -31,9 +38,15 @@ export class DsiClosedError extends Error {
 
 interface Pending {
   command: number;
+  /** The frame as sent: a reconnect sends it again unchanged. */
+  offset: number;
+  body: Buffer[];
   resolve(r: DsiResult): void;
   reject(e: Error): void;
 }
+
+/** Requests a dropped connection left unanswered, for `DsiClient.resend`. */
+export type UnansweredRequests = ReadonlyMap<number, Pending>;
 
 /**
  * The client half of DSI: request ids, reply matching, tickles and attentions.
@@ -42,14 +55,18 @@ interface Pending {
 export class DsiClient extends EventEmitter {
   private readonly framer: DsiFramer;
   private readonly pending = new Map<number, Pending>();
-  private nextId = 0;
+  private nextId: number;
   private closed = false;
+  private readonly holdUnanswered: boolean;
+  private held: Map<number, Pending> | null = null;
   private tickler: NodeJS.Timeout | null = null;
   /** Tickles received from the server; tests use it to see a busy server keeping us alive. */
   ticklesReceived = 0;
 
   private constructor(readonly socket: Socket, opts: DsiClientOptions) {
     super();
+    this.nextId = opts.lastRequestId ?? 0;
+    this.holdUnanswered = opts.holdUnanswered ?? false;
     const max = opts.maxReplyBytes ?? 64 * 1024 * 1024;
     this.framer = new DsiFramer(() => max);
     socket.setNoDelay(true);
@@ -88,6 +105,30 @@ export class DsiClient extends EventEmitter {
   /** The request id the next request will use (replay tests resend with an old one). */
   peekNextId(): number {
     return (this.nextId + 1) & 0xffff;
+  }
+
+  /** The last request ID used; a reconnect continues from it. */
+  get lastRequestId(): number {
+    return this.nextId;
+  }
+
+  /** The requests the dropped connection left unanswered (with `holdUnanswered`); taken once. */
+  takeUnanswered(): UnansweredRequests {
+    const held = this.held ?? new Map<number, Pending>();
+    this.held = null;
+    return held;
+  }
+
+  /** Sends requests another connection left unanswered, with their original IDs; their callers get these replies. */
+  resend(requests: UnansweredRequests): void {
+    for (const [id, p] of [...requests].sort(([a], [b]) => a - b)) {
+      if (this.closed) {
+        p.reject(new DsiClosedError());
+        continue;
+      }
+      this.pending.set(id, p);
+      this.send(DSI_REQUEST, p.command, id, p.offset, p.body);
+    }
   }
 
   private allocId(): number {
@@ -135,7 +176,7 @@ export class DsiClient extends EventEmitter {
     if (this.closed) return Promise.reject(new DsiClosedError());
     const id = requestId ?? this.allocId();
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { command, resolve, reject });
+      this.pending.set(id, { command, offset, body, resolve, reject });
       this.send(DSI_REQUEST, command, id, offset, body);
     });
   }
@@ -203,7 +244,8 @@ export class DsiClient extends EventEmitter {
     if (this.closed) return;
     this.closed = true;
     if (this.tickler) clearInterval(this.tickler);
-    for (const p of this.pending.values()) p.reject(err);
+    if (this.holdUnanswered && this.pending.size > 0) this.held = new Map(this.pending);
+    else for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();
     this.emit('close', err);
   }

@@ -140,6 +140,15 @@ export class DsiConnection {
     this.sleeping = sleeping;
   }
 
+  /**
+   * Hands this connection to another endpoint: a session that lost its own connection and is
+   * resumed here (primary reconnect). Requests after the one under way go to the new endpoint.
+   */
+  setEndpoint(endpoint: DsiEndpoint): void {
+    if (!this.endpoint) throw new Error('setEndpoint before DSIOpenSession');
+    this.endpoint = endpoint;
+  }
+
   /** Sends a DSIAttention with the given user bytes (shutdown notices, server messages). */
   attention(userBytes: number): void {
     const payload = Buffer.alloc(2);

@@ -9,6 +9,7 @@
  *   node:<id>          NodeLease
  *   ns:<volume>:...    a volume's namespace (see embedded-namespace.ts)
  *   fk:<volume>:...    a volume's open forks and locks (see embedded-forks.ts)
+ *   ss:...             session records and replay caches (see embedded-sessions.ts)
  *
  * Every multi-key change runs in one `db.transaction()` callback. lmdb-js batches several
  * such callbacks into one LMDB write transaction and does NOT roll a callback's writes back
@@ -20,6 +21,7 @@ import { randomBytes } from 'node:crypto';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { EmbeddedForkStore } from './embedded-forks.js';
 import { EmbeddedNamespace } from './embedded-namespace.js';
+import { EmbeddedSessionStore } from './embedded-sessions.js';
 import type { ForkStore } from './forks.js';
 import {
   MetaConflictError,
@@ -34,6 +36,7 @@ import {
   type UserRecord,
 } from './meta-store.js';
 import type { NamespaceOptions, NamespaceStore } from './namespace.js';
+import type { SessionStore } from './sessions.js';
 import { checkTtl, compareKeys, copyIdentity, copyNodeInfo, copyPassword } from './records.js';
 
 const FIRST_UID = 1000;
@@ -60,6 +63,7 @@ export class EmbeddedMetaStore implements MetaStore {
   private closed?: Promise<void>;
   private readonly namespaces = new Map<string, NamespaceStore>();
   private readonly forkStores = new Map<string, ForkStore>();
+  private sessionStore?: SessionStore;
 
   private syncTimer: NodeJS.Timeout | null = null;
 
@@ -232,6 +236,12 @@ export class EmbeddedMetaStore implements MetaStore {
       this.forkStores.set(volumeKey, f);
     }
     return f;
+  }
+
+  /** One instance per store; its keys live under `ss:` in the same database. */
+  sessions(): SessionStore {
+    this.sessionStore ??= new EmbeddedSessionStore(this.db as unknown as Database<unknown, string>, this.mode === 'periodic');
+    return this.sessionStore;
   }
 
   close(): Promise<void> {

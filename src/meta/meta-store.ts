@@ -7,6 +7,7 @@
 
 import type { ForkStore } from './forks.js';
 import type { NamespaceOptions, NamespaceStore } from './namespace.js';
+import type { SessionStore } from './sessions.js';
 
 /** A scrypt password hash; the parameters travel with the hash so they can be raised later. */
 export interface PasswordHash {
@@ -91,6 +92,9 @@ export interface MetaStore {
 
   /** The open forks, deny modes and byte-range locks of one volume (same `volumeKey` as `namespace`). */
   forks(volumeKey: string): ForkStore;
+
+  /** Session records (behind session tokens) and replay caches, shared by the nodes of a pair. */
+  sessions(): SessionStore;
 
   /**
    * Makes every change committed so far durable. Ordinary changes are committed (visible,

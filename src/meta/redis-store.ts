@@ -11,7 +11,8 @@
  *   <p>:{global}:node:<id>        hash: info (JSON NodeInfo), expiresAt; PEXPIREAT = the lease
  *   <p>:{global}:nodes            sorted set id -> expiresAt (listing)
  *
- * A volume's namespace lives under its own hash tag, <p>:{v:<volumeKey>} (see redis-namespace.ts).
+ * A volume's namespace lives under its own hash tag, <p>:{v:<volumeKey>} (see redis-namespace.ts);
+ * session records and replay caches under <p>:{sess} (see redis-sessions.ts).
  *
  * The uid index is one hash rather than a key per uid because a script must name every key
  * it touches in KEYS, and the uid is only known inside the script (after INCR, or after
@@ -40,6 +41,8 @@ import type { NamespaceOptions, NamespaceStore } from './namespace.js';
 import { checkTtl, compareKeys, copyNodeInfo, copyPassword } from './records.js';
 import { RedisForkStore } from './redis-forks.js';
 import { RedisNamespace } from './redis-namespace.js';
+import { RedisSessionStore } from './redis-sessions.js';
+import type { SessionStore } from './sessions.js';
 import type { ForkStore } from './forks.js';
 
 export interface RedisOptions {
@@ -162,6 +165,7 @@ export class RedisMetaStore implements MetaStore {
   private closed?: Promise<void>;
   private readonly namespaces = new Map<string, NamespaceStore>();
   private readonly forkStores = new Map<string, ForkStore>();
+  private sessionStore?: SessionStore;
 
   private constructor(private readonly redis: ScriptedRedis, private readonly prefix: string, private readonly opts: RedisOptions) {
     this.k = keys(prefix);
@@ -335,6 +339,12 @@ export class RedisMetaStore implements MetaStore {
       this.forkStores.set(volumeKey, f);
     }
     return f;
+  }
+
+  /** One instance per store, under the {sess} hash tag (see redis-sessions.ts). */
+  sessions(): SessionStore {
+    this.sessionStore ??= new RedisSessionStore(this.redis, this.prefix);
+    return this.sessionStore;
   }
 
   /** A sync point: with replicas configured, WAIT until enough of them have every write. */

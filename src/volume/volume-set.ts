@@ -56,7 +56,7 @@ export class VolumeSet {
       const gc = new GarbageCollector({ volumeKey: key, store: ns, objects: plane.objects, graceMs: plane.gcGraceMs, intervalMs: plane.gcIntervalMs, log: plane.log });
       gc.start();
       collectors.push(gc);
-      byId.set(wireId, await Volume.open(def, wireId, ns, fold, () => meta.sync(), { data, forks: meta.forks(key), nodeId: plane.nodeId }));
+      byId.set(wireId, await Volume.open(def, wireId, ns, fold, () => meta.sync(), { data, forks: meta.forks(key), nodeId: plane.nodeId, key }));
       wireId++;
     }
     return new VolumeSet(catalog, byId, collectors);
@@ -69,6 +69,11 @@ export class VolumeSet {
   byName(name: string): Volume | undefined {
     const def = this.catalog.find(name);
     return def ? [...this.byId.values()].find((v) => v.def === def) : undefined;
+  }
+
+  /** The volume with this store key (volumeKey), e.g. one named by a session record. */
+  byKey(key: string): Volume | undefined {
+    return [...this.byId.values()].find((v) => v.key === key);
   }
 
   all(): Volume[] {

@@ -47,6 +47,8 @@ export interface VolumeStorage {
   forks: ForkStore;
   /** This gateway node, recorded with every open so a dead node's opens can be released. */
   nodeId: string;
+  /** The volume's stable identity in the stores (volume-set.ts `volumeKey`). */
+  key: string;
 }
 
 /** How long the volume's committed byte count is reused for size-limit checks. */
@@ -79,6 +81,11 @@ export class Volume implements ForkHost {
 
   get data(): VolumeData {
     return this.storage.data;
+  }
+
+  /** The volume's stable identity in the metadata store (survives a rename in the config). */
+  get key(): string {
+    return this.storage.key;
   }
 
   get forkStore(): ForkStore {

@@ -91,6 +91,8 @@ export const volumeCommands: CommandSpec[] = [
       }
       s.openVolumes.set(v.wireId, v);
       s.log.info({ volume: v.name }, 'volume opened');
+      // Lock stealing finds sessions holding a Time Machine volume through their records.
+      if (v.def.timeMachine) await s.persist();
       return { payload: await volumeParams(v, bitmap) };
     },
   },
@@ -102,6 +104,7 @@ export const volumeCommands: CommandSpec[] = [
       await s.closeVolumeForks(v);
       s.openVolumes.delete(v.wireId);
       if (s.enumCursor?.volume === v.wireId) s.enumCursor = null;
+      if (s.recorded) await s.persist();
       return {};
     },
   },

@@ -1,0 +1,184 @@
+import { randomBytes } from 'node:crypto';
+import type { SessionRecord, SessionStore } from '../meta/sessions.js';
+import { userKey } from '../meta/meta-store.js';
+import type { Logger } from '../ops/log.js';
+import type { Volume } from '../volume/volume.js';
+import type { AfpSession } from './session.js';
+
+export interface SessionRegistryOptions {
+  store: SessionStore;
+  nodeId: string;
+  /** How long a session whose connection dropped is kept for a primary reconnect (0: not at all). */
+  disconnectedMs: number;
+  /** The volume whose store holds a session's opens, by volume key. */
+  volumeByKey(key: string): Volume | undefined;
+  /** The nodes whose lease is live; a record of any other node belongs to a dead process. */
+  liveNodes(): Promise<Set<string>>;
+  log: Logger;
+}
+
+/** Live records are re-touched this often relative to their time to live. */
+const REFRESH_FRACTION = 3;
+/** A live session's record outlives a crash of this node by at least this much, so a Mac can still come back. */
+const MIN_LIVE_TTL_MS = 10 * 60_000;
+
+/**
+ * The AFP sessions of this node that can be reconnected to or stolen from, and their records
+ * in the metadata store (behind the session tokens). A session joins when it gets a token or
+ * opens a Time Machine volume; it stays through a dropped connection for `disconnectedMs`,
+ * waiting for its Mac's FPDisconnectOldSession, and leaves when it ends.
+ */
+export class SessionRegistry {
+  private readonly live = new Map<string, AfpSession>();
+  private readonly byToken = new Map<string, AfpSession>();
+  private readonly expiry = new Map<string, NodeJS.Timeout>();
+  private readonly refresher: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(private readonly opts: SessionRegistryOptions) {
+    this.refresher = setInterval(() => void this.refresh(), this.recordTtlMs / REFRESH_FRACTION);
+    this.refresher.unref();
+  }
+
+  /** How long a record lives unless touched: a connected session's is refreshed well before. */
+  get recordTtlMs(): number {
+    return Math.max(this.opts.disconnectedMs, MIN_LIVE_TTL_MS);
+  }
+
+  get store(): SessionStore {
+    return this.opts.store;
+  }
+
+  /** Sessions of this node that are waiting for their Mac to come back. */
+  get disconnectedCount(): number {
+    return this.expiry.size;
+  }
+
+  /** The session holding `token` on this node, if any. */
+  local(token: string): AfpSession | undefined {
+    return this.byToken.get(token);
+  }
+
+  /** A new opaque token: 16 random bytes, so no client can guess another's. */
+  newToken(): string {
+    return randomBytes(16).toString('hex');
+  }
+
+  /** Writes the session's record (token, client identity, volumes) to the store. */
+  async save(s: AfpSession): Promise<void> {
+    if (!s.user || s.state === 'ended') return;
+    this.live.set(s.id, s);
+    if (s.token) this.byToken.set(s.token, s);
+    await this.opts.store.putSession(this.record(s), this.recordTtlMs);
+  }
+
+  private record(s: AfpSession): SessionRecord {
+    return {
+      id: s.id,
+      node: this.opts.nodeId,
+      user: userKey(s.user!.name),
+      uid: s.user!.uid,
+      token: s.token,
+      clientId: s.clientId,
+      timestamp: s.clientTimestamp,
+      tmVolumes: [...s.openVolumes.values()].filter((v) => v.def.timeMachine).map((v) => v.key),
+      forkVolumes: s.forkVolumeKeys(),
+      createdAt: s.createdAt,
+    };
+  }
+
+  /**
+   * The connection of a session with a token dropped without DSICloseSession: keep its forks,
+   * locks and replay cache for `disconnectedMs`. False when it cannot be kept (no token, the
+   * feature is off, the node is stopping): the caller ends it.
+   */
+  disconnected(s: AfpSession): boolean {
+    if (this.closed || !s.token || this.opts.disconnectedMs <= 0 || !this.live.has(s.id)) return false;
+    this.clearExpiry(s.id);
+    const timer = setTimeout(() => {
+      this.expiry.delete(s.id);
+      s.log.info('disconnected session expired');
+      void s.end('disconnected session expired');
+    }, this.opts.disconnectedMs);
+    timer.unref();
+    this.expiry.set(s.id, timer);
+    this.opts.store.touchSession(s.id, this.opts.disconnectedMs).catch((err: unknown) => s.log.warn({ err }, 'could not extend the session record'));
+    return true;
+  }
+
+  /** The session is attached to a connection again (primary reconnect). */
+  reconnected(s: AfpSession): void {
+    this.clearExpiry(s.id);
+    this.opts.store.touchSession(s.id, this.recordTtlMs).catch((err: unknown) => s.log.warn({ err }, 'could not extend the session record'));
+  }
+
+  /** The session is gone for good: its record, token and replay cache go with it. */
+  async ended(s: AfpSession): Promise<void> {
+    this.clearExpiry(s.id);
+    if (this.live.get(s.id) === s) this.live.delete(s.id);
+    if (s.token && this.byToken.get(s.token) === s) this.byToken.delete(s.token);
+    if (s.token || s.recorded) await this.opts.store.dropSession(s.id);
+  }
+
+  /**
+   * Time Machine lock stealing, run when `caller` presents its client identity
+   * (FPGetSessionToken types 3–6). Ends every other session of the same user that either
+   * came from the same client with a different timestamp (the Mac restarted) or holds a Time
+   * Machine volume open (Apple's rule: its deny modes would keep the backup out). A session
+   * being resumed by FPDisconnectOldSession is spared. Sessions of this node are ended here;
+   * records left by a dead process (a crash, or a node whose lease lapsed) have their opens
+   * released in the store. Returns how many sessions were ended.
+   */
+  async stealFor(caller: AfpSession): Promise<number> {
+    const user = userKey(caller.user!.name);
+    const victim = (r: { id: string; clientId: string; timestamp: number | null; tmVolumes: readonly string[] }): boolean =>
+      r.id !== caller.id && ((caller.clientId !== '' && r.clientId === caller.clientId && r.timestamp !== caller.clientTimestamp) || r.tmVolumes.length > 0);
+    let ended = 0;
+    for (const s of [...this.live.values()]) {
+      if (s === caller || s.resuming || s.state === 'ended' || userKey(s.user?.name ?? '') !== user) continue;
+      if (!victim({ id: s.id, clientId: s.clientId, timestamp: s.clientTimestamp, tmVolumes: this.record(s).tmVolumes })) continue;
+      caller.log.info({ victim: s.id, state: s.state }, 'lock steal: ending an earlier session of this user');
+      await s.end('lock stolen by a new session of the same user', true);
+      ended++;
+    }
+    const records = await this.opts.store.sessionsOfUser(user);
+    const foreign = records.filter((r) => r.node !== this.opts.nodeId && victim(r));
+    if (foreign.length === 0) return ended;
+    const live = await this.opts.liveNodes();
+    for (const r of foreign) {
+      if (live.has(r.node)) {
+        // Ending a session another live node serves needs that node's cooperation (issue 6).
+        caller.log.info({ victim: r.id, node: r.node }, 'lock steal: session is on another live node; left to it');
+        continue;
+      }
+      let released = 0;
+      for (const key of r.forkVolumes) released += (await this.opts.volumeByKey(key)?.forkStore.releaseSession(r.id)) ?? 0;
+      await this.opts.store.dropSession(r.id);
+      caller.log.info({ victim: r.id, node: r.node, released }, 'lock steal: released the opens of a session left by a dead process');
+      ended++;
+    }
+    return ended;
+  }
+
+  /** Ends every session still waiting for a reconnect (the node is stopping). */
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.refresher);
+    const waiting = [...this.live.values()].filter((s) => s.state === 'disconnected');
+    await Promise.allSettled(waiting.map((s) => s.end('node stopping')));
+  }
+
+  private clearExpiry(id: string): void {
+    const t = this.expiry.get(id);
+    if (t) clearTimeout(t);
+    this.expiry.delete(id);
+  }
+
+  /** Keeps the records of connected sessions from expiring while they live. */
+  private async refresh(): Promise<void> {
+    for (const s of this.live.values()) {
+      if (s.state !== 'connected') continue;
+      await this.opts.store.touchSession(s.id, this.recordTtlMs).catch((err: unknown) => s.log.warn({ err }, 'could not refresh the session record'));
+    }
+  }
+}
