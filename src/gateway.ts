@@ -84,6 +84,7 @@ export class Gateway {
         store: meta.sessions(),
         nodeId,
         disconnectedMs: config.dsi.disconnectedSessionSeconds * 1000,
+        maxDisconnected: config.dsi.maxSessions,
         volumeByKey: (key) => volumes.byKey(key),
         liveNodes: async () => new Set((await meta.listNodes()).map((n) => n.id)),
         log,

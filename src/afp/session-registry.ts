@@ -10,6 +10,8 @@ export interface SessionRegistryOptions {
   nodeId: string;
   /** How long a session whose connection dropped is kept for a primary reconnect (0: not at all). */
   disconnectedMs: number;
+  /** At most this many sessions wait for a reconnect; beyond it the one waiting longest ends. */
+  maxDisconnected: number;
   /** The volume whose store holds a session's opens, by volume key. */
   volumeByKey(key: string): Volume | undefined;
   /** The nodes whose lease is live; a record of any other node belongs to a dead process. */
@@ -95,6 +97,14 @@ export class SessionRegistry {
   disconnected(s: AfpSession): boolean {
     if (this.closed || !s.token || this.opts.disconnectedMs <= 0 || !this.live.has(s.id)) return false;
     this.clearExpiry(s.id);
+    // Macs that drop and log in afresh each time would otherwise pile up sessions and their opens.
+    while (this.expiry.size >= this.opts.maxDisconnected) {
+      const oldest = this.expiry.keys().next().value as string;
+      this.clearExpiry(oldest);
+      const victim = this.live.get(oldest);
+      victim?.log.info('too many disconnected sessions: the one waiting longest ends');
+      void victim?.end('too many disconnected sessions');
+    }
     const timer = setTimeout(() => {
       this.expiry.delete(s.id);
       s.log.info('disconnected session expired');

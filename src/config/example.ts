@@ -137,9 +137,11 @@ dsi:
   tickleSeconds: 30
   # Must be greater than tickleSeconds.
   idleTimeoutSeconds: 120
+  # Connections at once; also the most sessions kept waiting for their Mac to reconnect.
   maxSessions: 256
   maxConnectionsPerAddress: 32
-  # How long a session whose connection dropped can be resumed.
+  # How long a session whose connection dropped (Wi-Fi gone, Mac asleep) keeps its open
+  # files and locks for the Mac to reconnect to (FPDisconnectOldSession); 0 ends it at once.
   disconnectedSessionSeconds: 86400
   # How long the session of a sleeping Mac is kept without a word from it.
   sleepHours: 10

@@ -311,3 +311,33 @@ describe('disconnected sessions expire', () => {
     t.diagnostic('expired as configured');
   });
 });
+
+describe('disconnected sessions are bounded', () => {
+  const gw = gatewayFor('embedded', {
+    users: [ALICE],
+    config: { volumes: [{ name: 'TimeMachine', timeMachine: true }], dsi: { maxSessions: 2 } },
+  });
+
+  test('beyond dsi.maxSessions waiting sessions, the one waiting longest ends and frees its locks', async () => {
+    const g = gw()!;
+    const dropped: { token: Buffer; name: string }[] = [];
+    for (const name of ['first.band', 'second.band', 'third.band']) {
+      const c = await AfpClient.connect(g.host, g.port, { holdUnanswered: true });
+      await c.login(loginOf(ALICE));
+      // Plain type-0 tokens: no client identity, so nothing is stolen along the way.
+      const token = await c.getSessionToken(0);
+      const v = await c.openVolume('TimeMachine');
+      await v.createFile(ROOT, name, true);
+      await v.openFork(ROOT, name, { mode: EXCLUSIVE });
+      c.dsi.destroy();
+      dropped.push({ token, name });
+      await until(`${name}'s session to be kept`, () => g.gw.ctx.sessions.disconnectedCount === Math.min(dropped.length, 2));
+    }
+    const probe = await plain(g);
+    const f = await probe.v.openFork(ROOT, 'first.band', { mode: EXCLUSIVE });
+    await f.close();
+    assert.equal(await code(probe.v.openFork(ROOT, 'second.band', { mode: EXCLUSIVE })), kFPDenyConflict, 'younger waiting sessions keep their locks');
+    assert.equal(await code(probe.c.disconnectOldSession(dropped[0]!.token)), kFPMiscErr);
+    await probe.c.close();
+  });
+});
