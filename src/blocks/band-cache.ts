@@ -41,6 +41,10 @@ export class CachedBlock {
   /** Sequence number of the last write; `committedSeq` that of the last write an upload covered. */
   seq = 0;
   committedSeq = 0;
+  /** `seq` at the last datasync that finished: a flush skips blocks not written since. */
+  flushedSeq = 0;
+  /** The block file's directory entry is on disk (synced after the file was created). */
+  entryFlushed = false;
   /** Bytes of the block file (a sparse file: bytes past it read as zeros). */
   fileSize = 0;
   /** Counted against the dirty limit. */
@@ -359,26 +363,36 @@ export class BandCache {
 
   /** FPFlushFork/FPFlush: block files of the given blocks and the journal reach the disk. */
   async flush(blocks: readonly CachedBlock[]): Promise<void> {
-    for (const b of blocks) {
-      if (b.dropped || b.fileSize === 0) continue;
-      const fh = await open(b.path, 'r+').catch(() => undefined);
-      if (!fh) continue;
-      try {
-        await fh.datasync();
-      } finally {
-        await fh.close();
-      }
-    }
+    // FPFlushFork comes often (hundreds of times in a backup): only blocks written since
+    // their last datasync need one, and they go to the thread pool together.
+    const due = blocks.filter((b) => !b.dropped && b.fileSize > 0 && b.seq !== b.flushedSeq);
+    await Promise.all(
+      due.map(async (b) => {
+        const seq = b.seq;
+        const fh = await open(b.path, 'r+').catch(() => undefined);
+        if (!fh) return;
+        try {
+          await fh.datasync();
+          b.flushedSeq = Math.max(b.flushedSeq, seq);
+        } finally {
+          await fh.close();
+        }
+      }),
+    );
     // New block files are directory entries too: those must survive a power cut as well.
-    for (const dir of new Set(blocks.filter((b) => !b.dropped && b.fileSize > 0).map((b) => join(b.path, '..')))) {
-      const dh = await open(dir, 'r').catch(() => undefined);
-      if (!dh) continue;
-      try {
-        await dh.sync();
-      } finally {
-        await dh.close();
-      }
-    }
+    const fresh = due.filter((b) => !b.entryFlushed);
+    await Promise.all(
+      [...new Set(fresh.map((b) => join(b.path, '..')))].map(async (dir) => {
+        const dh = await open(dir, 'r').catch(() => undefined);
+        if (!dh) return;
+        try {
+          await dh.sync();
+        } finally {
+          await dh.close();
+        }
+      }),
+    );
+    for (const b of fresh) b.entryFlushed = true;
     this.journal.fsync();
   }
 
