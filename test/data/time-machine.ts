@@ -21,6 +21,10 @@
  *   h. (verifyBundle) every file's bytes, the band list and the xattrs against an exact model,
  *      through a fresh session; the suite does it again through a gateway with an empty cache.
  *
+ * The sync contract is checked mid-backup too (TmWorkloadOptions.syncCheck): right after a
+ * round of FPSyncFork, with those bands still open on the writing node and nothing uploading by
+ * itself, the suite reads them through a second gateway with an empty cache.
+ *
  * The band traffic is a plan made up front from a seed (makePlan), so bench/time-machine.ts
  * can run the very same writes, truncations, deletes and syncs against plain local files.
  * Sizes: AFPGW_TEST_TM_MIB (band bytes written, default 64), AFPGW_TEST_TM_SEED.
@@ -293,6 +297,43 @@ export function makePlan(opts: TmPlanOptions): TmPlan {
   return { options: o, ops, bandBytes: written, counts };
 }
 
+/** A round of FPSyncFork in a plan: a run of consecutive sync/syncLog steps with at least one band. */
+export interface SyncRound {
+  /** Index among the plan's rounds. */
+  index: number;
+  /** Index in plan.ops of the round's last step. */
+  at: number;
+  /** The bands synced (open at that point, and left open by the round). */
+  bands: number[];
+  /** Whether the round also syncs the log. */
+  log: boolean;
+  /** Where in the backup: before the drop, between the reconnect and the restart, after the restart. */
+  phase: 'before-drop' | 'after-reconnect' | 'after-restart';
+}
+
+export function syncRounds(plan: TmPlan): SyncRound[] {
+  const rounds: SyncRound[] = [];
+  let phase: SyncRound['phase'] = 'before-drop';
+  let run: { bands: number[]; log: boolean } | null = null;
+  const end = (at: number) => {
+    if (run && run.bands.length > 0) rounds.push({ index: rounds.length, at, bands: run.bands, log: run.log, phase });
+    run = null;
+  };
+  plan.ops.forEach((op, i) => {
+    if (op.kind === 'sync' || op.kind === 'syncLog') {
+      run ??= { bands: [], log: false };
+      if (op.kind === 'sync') run.bands.push(op.band);
+      else run.log = true;
+      return;
+    }
+    end(i - 1);
+    if (op.kind === 'drop') phase = 'after-reconnect';
+    else if (op.kind === 'restart') phase = 'after-restart';
+  });
+  end(plan.ops.length - 1);
+  return rounds;
+}
+
 // ---- the model ------------------------------------------------------------------------------
 
 /** A file's exact bytes: writes past the end zero-fill, truncation forgets the tail. */
@@ -345,6 +386,8 @@ export interface TmStats {
   replayed: number;
   /** Of those, how many the server had run before the drop (proven by another session). */
   ranBeforeDrop: number;
+  /** Time spent in TmWorkloadOptions.syncCheck (not in bandSeconds). */
+  syncCheckSeconds: number;
   counts: Record<string, number>;
 }
 
@@ -361,6 +404,12 @@ export interface TmWorkloadOptions {
   /** Requests kept in flight during the band traffic. */
   depth?: number;
   progress?: (msg: string) => void;
+  /**
+   * After the sync round `round` (see syncRounds) is answered, with its bands still open and
+   * nothing else in flight, `check` gets the exact bytes each synced file (bundle path) must
+   * hold now; the backup goes on once it resolves.
+   */
+  syncCheck?: { round: number; check: (o: { bundle: string; files: Map<string, Buffer> }) => Promise<void> };
 }
 
 export function newPool(): Buffer {
@@ -690,7 +739,25 @@ export async function timeMachineWorkload(o: TmWorkloadOptions): Promise<{ model
     restartMs += performance.now() - t;
   };
 
-  for (const op of plan.ops) {
+  const checkRound = o.syncCheck ? syncRounds(plan)[o.syncCheck.round] : undefined;
+  if (o.syncCheck) assert.ok(checkRound, `the plan has no sync round ${o.syncCheck.round}`);
+  let syncChecked = false;
+  let syncCheckMs = 0;
+  const syncCheck = async (round: SyncRound): Promise<void> => {
+    await pipe.drain();
+    const files = new Map<string, Buffer>();
+    for (const b of round.bands) {
+      assert.ok(forks.has(b), `band ${bandName(b)} is still open at the sync check`);
+      files.set(bandFile(b), Buffer.from(model.files.get(bandFile(b))!.bytes));
+    }
+    if (round.log) files.set(LOG, Buffer.from(model.files.get(LOG)!.bytes));
+    const t = performance.now();
+    await o.syncCheck!.check({ bundle, files });
+    syncCheckMs += performance.now() - t;
+    syncChecked = true;
+  };
+
+  for (const [i, op] of plan.ops.entries()) {
     if (op.kind === 'drop') await drop(op.batch);
     else if (op.kind === 'restart') await restart();
     else if (op.kind === 'open') {
@@ -702,8 +769,10 @@ export async function timeMachineWorkload(o: TmWorkloadOptions): Promise<{ model
       const r = request(op)!;
       await pipe.add(r.what, r.reply);
     }
+    if (checkRound && i === checkRound.at) await syncCheck(checkRound);
   }
   await pipe.drain();
+  assert.equal(syncChecked, o.syncCheck !== undefined, 'the sync check ran');
   const bandsEnded = performance.now();
   assert.equal(forks.size, 0, 'the plan closes every band');
 
@@ -724,12 +793,13 @@ export async function timeMachineWorkload(o: TmWorkloadOptions): Promise<{ model
     model,
     stats: {
       bandBytes: plan.bandBytes,
-      bandSeconds: (bandsEnded - bandsStarted - reconnectMs - restartMs) / 1000,
+      bandSeconds: (bandsEnded - bandsStarted - reconnectMs - restartMs - syncCheckMs) / 1000,
       reconnectSeconds: reconnectMs / 1000,
       restartSeconds: restartMs / 1000,
       totalSeconds: (ended - started) / 1000,
       replayed,
       ranBeforeDrop,
+      syncCheckSeconds: syncCheckMs / 1000,
       counts: plan.counts,
     },
   };
@@ -794,6 +864,43 @@ export async function verifyBundle(host: string, port: number, model: BundleMode
       const target = path === '' ? [model.name] : path;
       assert.deepEqual((await v.listXattrs(dirId, target)).sort(), [...attrs.keys()].sort(), `${label}: the xattrs of ${path || model.name}`);
       for (const [name, value] of attrs) assert.deepEqual(await v.getXattr(dirId, target, name), value, `${label}: ${path || model.name} ${name}`);
+    }
+    await v.close();
+    return bytes;
+  } finally {
+    await c.close();
+  }
+}
+
+/**
+ * Checks some files of the bundle (bundle paths, `bands/1f`) against their exact bytes through
+ * a fresh session, opening them read-only. With `heldElsewhere`, the bands must also be open
+ * for writing with deny-write by someone else (the writing node): opening them for writing is
+ * refused. Returns the bytes compared.
+ */
+export async function verifyFiles(host: string, port: number, bundle: string, files: Map<string, Buffer>, o: { label: string; heldElsewhere?: boolean; login?: LoginOptions; volume?: string }): Promise<number> {
+  const c = await AfpClient.connect(host, port);
+  try {
+    await c.login(o.login ?? TM_LOGIN);
+    const v = await c.openVolume(o.volume ?? TM_VOLUME);
+    const bundleId = (await v.getFileDirParms(ROOT, [bundle])).params.nodeId!;
+    const bandsId = (await v.getFileDirParms(bundleId, BANDS)).params.nodeId!;
+    let bytes = 0;
+    for (const [path, want] of files) {
+      const inBands = path.startsWith(`${BANDS}/`);
+      const dirId = inBands ? bandsId : bundleId;
+      const name = inBands ? path.slice(BANDS.length + 1) : path;
+      if (o.heldElsewhere && inBands) {
+        assert.equal(await codeOf(v.openFork(dirId, name, { mode: RW })), kFPDenyConflict, `${o.label}: ${path} is still open with deny-write on the writing node`);
+      }
+      const fork = await v.openFork(dirId, name, { mode: ForkMode.Read });
+      assert.equal(await fork.length(), want.length, `${o.label}: the length of ${path} (FPGetForkParms)`);
+      const diff = await firstDifference(fork, want);
+      assert.equal(diff, -1, `${o.label}: ${path} differs from the model at byte ${diff} of ${want.length}`);
+      const tail = await fork.readExt(want.length, 4096);
+      assert.ok(tail.eof && tail.data.length === 0, `${o.label}: ${path} ends at ${want.length}`);
+      await fork.close();
+      bytes += want.length;
     }
     await v.close();
     return bytes;
@@ -941,7 +1048,33 @@ export function timeMachineSuite(backend: Backend): void {
       await a.gw.meta.createUser({ name: TM_USER.name, password: await hashPassword(TM_USER.password, TEST_SCRYPT) });
       const plan = makePlan({ bandSize: TEST_BAND, bands: 40, totalBytes: TEST_MIB * MiB, seed: TEST_SEED });
       t.diagnostic(`seed ${TEST_SEED} (AFPGW_TEST_TM_SEED), ${plan.ops.length} steps: ${JSON.stringify(plan.counts)}`);
-      const { model, stats } = await timeMachineWorkload({ host: a.host, port: a.port, plan, pool: newPool() });
+      // The sync contract mid-backup: after a round of FPSyncFork (the one syncing the most bands between the
+      // reconnect and the restart, else anywhere), with the bands still open and dirty blocks left alone by the
+      // upload delay, a second node with an empty cache over the same metadata store and bucket reads exactly
+      // what was synced, while the writing node runs on and holds the forks. Closing forks cannot help here.
+      const rounds = syncRounds(plan);
+      assert.ok(rounds.length > 0, 'the plan syncs');
+      const mid = rounds.filter((r) => r.phase === 'after-reconnect');
+      const round = (mid.length > 0 ? mid : rounds).reduce((x, y) => (y.bands.length > x.bands.length ? y : x));
+      const syncCheck = async ({ bundle, files }: { bundle: string; files: Map<string, Buffer> }): Promise<void> => {
+        const t0 = performance.now();
+        const second = await start('sync-check');
+        try {
+          const bytes = await verifyFiles(second.host, second.port, bundle, files, {
+            label: `a second node with an empty cache, after sync round ${round.index} (${round.phase})`,
+            heldElsewhere: true,
+          });
+          t.diagnostic(
+            `sync round ${round.index} of ${rounds.length} (${round.phase}): ${round.bands.length} open bands${round.log ? ' + the log' : ''}, ` +
+              `${(bytes / MiB).toFixed(1)} MiB verified through a second node with an empty cache in ${((performance.now() - t0) / 1000).toFixed(2)} s ` +
+              `(${a.gw.dirtyBytes} bytes dirty on the writing node)`,
+          );
+        } finally {
+          await second.stop();
+          gateways.splice(gateways.indexOf(second), 1);
+        }
+      };
+      const { model, stats } = await timeMachineWorkload({ host: a.host, port: a.port, plan, pool: newPool(), syncCheck: { round: round.index, check: syncCheck } });
       const mib = stats.bandBytes / MiB;
       t.diagnostic(
         `${mib.toFixed(1)} MiB of band writes in ${stats.bandSeconds.toFixed(1)} s (${(mib / stats.bandSeconds).toFixed(1)} MiB/s incl. syncs); ` +

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { copyFileSync } from 'node:fs';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -55,6 +56,9 @@ test('Wireshark dissects a whole session without malformed packets', async (t) =
         await c.raw(Buffer.from([AfpCommand.FPGetSrvrMsg, 0, 0, 1, 0, 3]));
         await c.zzzzz(1);
         await c.zzzzz(2);
+        await c.getSessionToken(0);
+        await c.getSessionToken(3, { id: Buffer.from('tshark-mac'), timestamp: 12345 });
+        await c.raw(Buffer.from([AfpCommand.FPDisconnectOldSession, 0, 0, 0, 0, 0, 0, 16, ...Buffer.alloc(16, 7)]));
         // An unimplemented command: the error reply must dissect cleanly too.
         await c.raw(Buffer.from([AfpCommand.FPGetAuthMethods, 0, 0, 0]));
         // The namespace: every parameter block, both entry formats, xattrs.
@@ -88,6 +92,7 @@ test('Wireshark dissects a whole session without malformed packets', async (t) =
   } finally {
     cap.kill('SIGINT');
     await new Promise((r) => (cap.exitCode === null ? cap.once('exit', r) : r(undefined)));
+    if (process.env.AFPGW_KEEP_PCAP) copyFileSync(pcap, process.env.AFPGW_KEEP_PCAP);
     await g.stop();
   }
   try {
@@ -105,6 +110,10 @@ test('Wireshark dissects a whole session without malformed packets', async (t) =
       /UAM: DHX2/,
       /Server name: Test Gateway/,
       /Option: Server quantum \(0\)\s+Length: 4\s+Quantum: 1048576/,
+      /Option: Replay cache size \(2\)\s+Length: 4\s+Replay: 128/,
+      /Type: LoginWithTimeAndID \(0x0003\)\s+Len: 10\s+Time stamp: 0x00003039/,
+      /Command: FPGetSessionToken \(64\)\s+\[Response to: \d+\]\s+\[Time from request: [\d.]+ seconds\]\s+Len: 16\s+Token: [0-9a-f]{32}/,
+      /Command: FPDisconnectOldSession \(65\)/,
       /Command: FPLoginExt \(63\)/,
       /Command: FPLogin \(18\)/,
       /Command: FPLoginCont \(19\)/,
