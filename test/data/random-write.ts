@@ -6,18 +6,15 @@
  * Holes must cost no objects. AFPGW_TEST_BIG_BYTES shrinks the file for a quick local run.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { hashPassword } from '../../src/auth/password.js';
 import { ROOT } from '../../src/client/afp-volume.js';
 import { S3ObjectStore } from '../../src/objects/s3-store.js';
 import type { Backend } from '../helpers/backends.js';
-import { startTestGateway, TEST_SCRYPT, type TestGateway } from '../helpers/gateway.js';
-import { redisAvailable, startRedis, type RedisServer } from '../helpers/redis-server.js';
-import { s3Config, startS3, type S3Server } from '../helpers/s3-server.js';
-import { BytePool, firstDifference, MiB, RW, session, USER } from './helpers.js';
+import { TEST_SCRYPT } from '../helpers/gateway.js';
+import { s3Config } from '../helpers/s3-server.js';
+import { BytePool, dataWorld, firstDifference, MiB, RW, session, USER } from './helpers.js';
 
 const SIZE = Number(process.env.AFPGW_TEST_BIG_BYTES ?? 1024 * MiB);
 const BLOCK = 4 * MiB;
@@ -32,46 +29,14 @@ function touchesHole(offset: number, length: number): boolean {
 
 export function randomWriteSuite(backend: Backend): void {
   describe(`1 GiB of random writes through AFP (${backend} metadata, S3)`, () => {
-    let s3: S3Server;
-    let redis: RedisServer | undefined;
-    let work: string;
-    let metadata: Record<string, unknown>;
-    const gateways: TestGateway[] = [];
-
-    const start = async (name: string): Promise<TestGateway> => {
-      const g = await startTestGateway({
-        config: {
-          metadata,
-          objects: { ...s3Config(s3, { prefix: `rw-${backend}` }) },
-          cache: { dir: join(work, `cache-${name}`), size: '3GiB', dirtyLimit: '512MiB' },
-        },
-      });
-      gateways.push(g);
-      return g;
-    };
-
-    before(async () => {
-      if (backend === 'redis' && !redisAvailable()) {
-        if (process.env.CI === 'true') throw new Error('redis-server is required under CI');
-        return;
-      }
-      work = await mkdtemp(join(tmpdir(), 'afpgw-rw-'));
-      s3 = await startS3({ bucket: 'rw' });
-      if (backend === 'redis') {
-        redis = await startRedis();
-        metadata = { backend: 'redis', url: redis.url, keyPrefix: 'rw' };
-      } else metadata = { backend: 'embedded', path: join(work, 'meta') };
-    });
-
-    after(async () => {
-      for (const g of gateways) await g.stop();
-      await redis?.stop();
-      await s3?.stop();
-      if (work) await rm(work, { recursive: true, force: true });
-    });
+    const world = dataWorld(backend, 'rw', (name, { s3, work }) => ({
+      objects: { ...s3Config(s3, { prefix: `rw-${backend}` }) },
+      cache: { dir: join(work, `cache-${name}`), size: '3GiB', dirtyLimit: '512MiB' },
+    }));
+    const start = (name: string) => world.start(name);
 
     it('reads back byte-exact, from the cache and from a cold node; holes cost no objects', async (t) => {
-      if (backend === 'redis' && !redis) return t.skip('redis-server not installed');
+      if (!world.ready) return t.skip('redis-server not installed');
       const a = await start('a');
       await a.gw.meta.createUser({ name: USER.name, password: await hashPassword(USER.password, TEST_SCRYPT) });
       const { c, v } = await session(a.host, a.port);
@@ -129,7 +94,7 @@ export function randomWriteSuite(backend: Backend): void {
       await c.close();
 
       // Which blocks have objects: never a hole, every block with data.
-      const store = new S3ObjectStore(s3Config(s3, { prefix: `rw-${backend}` }));
+      const store = new S3ObjectStore(s3Config(world.s3, { prefix: `rw-${backend}` }));
       const indices = new Set<number>();
       for await (const o of store.list('')) {
         const m = /\/d(\d+)-\d+$/.exec(o.key);
@@ -145,7 +110,6 @@ export function randomWriteSuite(backend: Backend): void {
 
       // A node with an empty cache sees exactly the synced bytes.
       if (backend === 'embedded') await a.stop(); // one LMDB environment, one process
-      gateways.splice(gateways.indexOf(a), backend === 'embedded' ? 1 : 0);
       const b = await start('b');
       const s = await session(b.host, b.port);
       const cold = await s.v.openFork(ROOT, 'band', { mode: RW });

@@ -31,10 +31,9 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, open, rm, unlink, type FileHandle } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, open, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { AfpError } from '../../src/afp/errors.js';
 import { kFPDenyConflict, kFPObjectNotFound } from '../../src/afp/result-codes.js';
 import { hashPassword } from '../../src/auth/password.js';
@@ -42,10 +41,10 @@ import { AfpClient, type LoginOptions } from '../../src/client/afp-client.js';
 import { ForkMode, type AfpFork } from '../../src/client/afp-fork.js';
 import { ROOT, type AfpVolume, type Entry } from '../../src/client/afp-volume.js';
 import type { Backend } from '../helpers/backends.js';
-import { startTestGateway, TEST_SCRYPT, type TestGateway } from '../helpers/gateway.js';
-import { redisAvailable, startRedis, type RedisServer } from '../helpers/redis-server.js';
-import { s3Config, startS3, type S3Server } from '../helpers/s3-server.js';
-import { firstDifference, MiB } from './helpers.js';
+import { resultCode } from '../helpers/afp.js';
+import { TEST_SCRYPT } from '../helpers/gateway.js';
+import { s3Config } from '../helpers/s3-server.js';
+import { dataWorld, firstDifference, MiB } from './helpers.js';
 
 export { MiB };
 export const KiB = 1024;
@@ -438,15 +437,6 @@ export function infoPlist(bandSize: number, size: number): Buffer {
   ]);
 }
 
-async function codeOf(p: Promise<unknown>): Promise<number> {
-  try {
-    await p;
-    return 0;
-  } catch (e) {
-    if (e instanceof AfpError) return e.code;
-    throw e;
-  }
-}
 
 async function until(what: string, check: () => Promise<boolean>, ms = 15_000): Promise<void> {
   const deadline = Date.now() + ms;
@@ -555,7 +545,7 @@ export async function timeMachineWorkload(o: TmWorkloadOptions): Promise<{ model
   assert.ok(((vp.attributes ?? 0) & SUPPORTS_TM_LOCK_STEAL) !== 0, `FPGetVolParms attributes 0x${(vp.attributes ?? 0).toString(16)} lack kSupportsTMLockSteal`);
   const rootList = await v.enumerateAll(ROOT, []);
   assert.ok(!rootList.some((e) => (e.params.utf8Name ?? e.params.longName) === bundle), 'no bundle yet');
-  assert.equal(await codeOf(v.getFileDirParms(ROOT, [bundle])), kFPObjectNotFound, `${bundle} is not there yet`);
+  assert.equal(await resultCode(v.getFileDirParms(ROOT, [bundle])), kFPObjectNotFound, `${bundle} is not there yet`);
 
   // b. hdiutil creates the bundle.
   const bundleId = await v.createDir(ROOT, [bundle]);
@@ -684,7 +674,7 @@ export async function timeMachineWorkload(o: TmWorkloadOptions): Promise<{ model
     const logAfter = model.files.get(LOG)!.length;
     // The append follows the FPCreateFile: once the log has grown, both ran (one request at a time, in order).
     await until('the server to run the FPCreateFile and the append', async () => {
-      if ((await codeOf(wv.getFileDirParms(bandsId, bandName(created.band)))) !== 0) return false;
+      if ((await resultCode(wv.getFileDirParms(bandsId, bandName(created.band)))) !== 0) return false;
       const len = (await wv.getFileDirParms(bundleId, LOG)).params.dataLength;
       assert.ok(len === logBefore || len === logAfter, `the log is ${len} bytes: neither ${logBefore} nor ${logAfter}`);
       return len === logAfter;
@@ -891,7 +881,7 @@ export async function verifyFiles(host: string, port: number, bundle: string, fi
       const dirId = inBands ? bandsId : bundleId;
       const name = inBands ? path.slice(BANDS.length + 1) : path;
       if (o.heldElsewhere && inBands) {
-        assert.equal(await codeOf(v.openFork(dirId, name, { mode: RW })), kFPDenyConflict, `${o.label}: ${path} is still open with deny-write on the writing node`);
+        assert.equal(await resultCode(v.openFork(dirId, name, { mode: RW })), kFPDenyConflict, `${o.label}: ${path} is still open with deny-write on the writing node`);
       }
       const fork = await v.openFork(dirId, name, { mode: ForkMode.Read });
       assert.equal(await fork.length(), want.length, `${o.label}: the length of ${path} (FPGetForkParms)`);
@@ -999,51 +989,19 @@ const TEST_SEED = Number(process.env.AFPGW_TEST_TM_SEED ?? Math.floor(Math.rando
 
 export function timeMachineSuite(backend: Backend): void {
   describe(`a Time Machine backup over AFP (${backend} metadata, S3)`, () => {
-    let s3: S3Server | undefined;
-    let redis: RedisServer | undefined;
-    let work: string | undefined;
-    let metadata: Record<string, unknown>;
-    const gateways: TestGateway[] = [];
-
-    const start = async (name: string): Promise<TestGateway> => {
-      const g = await startTestGateway({
-        config: {
-          metadata,
-          // 256 KiB blocks: a 1 MiB band spans four, so writes straddle blocks as 8 MiB bands do with 4 MiB blocks.
-          volumes: [{ name: TM_VOLUME, timeMachine: true, blockSize: '256KiB' }],
-          objects: { ...s3Config(s3!, { prefix: `tm-${backend}` }) },
-          // Blocks not written to their end are uploaded only when a sync asks or their fork closes (the upload
-          // delay is past the test), and the first node stops without draining: the node with an empty cache
-          // sees what FPSyncFork, FPSyncDir and FPCloseFork put in S3, nothing else.
-          cache: { dir: join(work!, `cache-${name}`), size: '1GiB', dirtyLimit: '256MiB', uploadDelayMs: 600_000 },
-        },
-      });
-      gateways.push(g);
-      return g;
-    };
-
-    before(async () => {
-      if (backend === 'redis' && !redisAvailable()) {
-        if (process.env.CI === 'true') throw new Error('redis-server is required under CI');
-        return;
-      }
-      work = await mkdtemp(join(tmpdir(), 'afpgw-tm-'));
-      s3 = await startS3({ bucket: 'tm' });
-      if (backend === 'redis') {
-        redis = await startRedis();
-        metadata = { backend: 'redis', url: redis.url, keyPrefix: 'tm' };
-      } else metadata = { backend: 'embedded', path: join(work, 'meta') };
-    });
-
-    after(async () => {
-      for (const g of gateways) await g.stop();
-      await redis?.stop();
-      await s3?.stop();
-      if (work) await rm(work, { recursive: true, force: true });
-    });
+    const world = dataWorld(backend, 'tm', (name, { s3, work }) => ({
+      // 256 KiB blocks: a 1 MiB band spans four, so writes straddle blocks as 8 MiB bands do with 4 MiB blocks.
+      volumes: [{ name: TM_VOLUME, timeMachine: true, blockSize: '256KiB' }],
+      objects: { ...s3Config(s3, { prefix: `tm-${backend}` }) },
+      // Blocks not written to their end are uploaded only when a sync asks or their fork closes (the upload
+      // delay is past the test), and the first node stops without draining: the node with an empty cache
+      // sees what FPSyncFork, FPSyncDir and FPCloseFork put in S3, nothing else.
+      cache: { dir: join(work, `cache-${name}`), size: '1GiB', dirtyLimit: '256MiB', uploadDelayMs: 600_000 },
+    }));
+    const start = (name: string) => world.start(name);
 
     it('backs up, survives a dropped connection and a restart, and every byte is in S3', async (t) => {
-      if (backend === 'redis' && !redis) return t.skip('redis-server not installed');
+      if (!world.ready) return t.skip('redis-server not installed');
       const a = await start('a');
       await a.gw.meta.createUser({ name: TM_USER.name, password: await hashPassword(TM_USER.password, TEST_SCRYPT) });
       const plan = makePlan({ bandSize: TEST_BAND, bands: 40, totalBytes: TEST_MIB * MiB, seed: TEST_SEED });
@@ -1071,7 +1029,6 @@ export function timeMachineSuite(backend: Backend): void {
           );
         } finally {
           await second.stop();
-          gateways.splice(gateways.indexOf(second), 1);
         }
       };
       const { model, stats } = await timeMachineWorkload({ host: a.host, port: a.port, plan, pool: newPool(), syncCheck: { round: round.index, check: syncCheck } });
@@ -1093,7 +1050,6 @@ export function timeMachineSuite(backend: Backend): void {
       t.diagnostic(`${a.gw.dirtyBytes} bytes still dirty in the writing node's cache at its stop`);
       await a.gw.stop(0, 0);
       await a.stop();
-      gateways.splice(gateways.indexOf(a), 1);
       const b = await start('b');
       const t2 = performance.now();
       await verifyBundle(b.host, b.port, model, { label: 'a node with an empty cache' });

@@ -133,8 +133,9 @@ async function disconnectOldSession(s: AfpSession, r: Reader): Promise<Record<st
       old.state = 'disconnected';
     }
     if (!(await old.idle(old.resumeWaitMs))) {
-      // Resuming now would answer replays of a request that has not finished: let the Mac reopen instead.
-      s.ctx.sessions.disconnected(old);
+      // Resuming now would answer replays of a request that has not finished: let the Mac
+      // reopen instead. The old session waits for another attempt if sessions may wait at all.
+      if (!s.ctx.sessions.disconnected(old)) void old.end('busy at a reconnect, and disconnected sessions are not kept');
       throw new AfpError(kFPMiscErr, `session ${old.id} is still busy with a request`);
     }
     if (old.state !== 'disconnected') throw new AfpError(kFPMiscErr, `session ${old.id} ended meanwhile`);
