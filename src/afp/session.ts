@@ -248,7 +248,8 @@ export class AfpSession implements DsiEndpoint {
       this.forkVolumes.add(f.volume);
       // The store record names the volumes holding this session's opens, so a process that
       // finds the session orphaned (after a crash) knows where to release them.
-      if (this.recorded) await this.persist();
+      // Best effort: the fork is open either way, and a failed open must not be reported for it.
+      if (this.recorded) await this.persist().catch((err: unknown) => this.log.warn({ err }, 'could not update the session record'));
     }
   }
 

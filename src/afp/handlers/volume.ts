@@ -91,8 +91,9 @@ export const volumeCommands: CommandSpec[] = [
       }
       s.openVolumes.set(v.wireId, v);
       s.log.info({ volume: v.name }, 'volume opened');
-      // Lock stealing finds sessions holding a Time Machine volume through their records.
-      if (v.def.timeMachine) await s.persist();
+      // Lock stealing finds sessions holding a Time Machine volume through their records (this
+      // node's own sessions also in memory, so a store failure only costs the crash case).
+      if (v.def.timeMachine) await s.persist().catch((err: unknown) => s.log.warn({ err }, 'could not record the session'));
       return { payload: await volumeParams(v, bitmap) };
     },
   },
@@ -104,7 +105,7 @@ export const volumeCommands: CommandSpec[] = [
       await s.closeVolumeForks(v);
       s.openVolumes.delete(v.wireId);
       if (s.enumCursor?.volume === v.wireId) s.enumCursor = null;
-      if (s.recorded) await s.persist();
+      if (s.recorded) await s.persist().catch((err: unknown) => s.log.warn({ err }, 'could not update the session record'));
       return {};
     },
   },
