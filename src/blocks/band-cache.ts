@@ -366,8 +366,10 @@ export class BandCache {
     // FPFlushFork comes often (hundreds of times in a backup): only blocks written since
     // their last datasync need one, and they go to the thread pool together.
     const due = blocks.filter((b) => !b.dropped && b.fileSize > 0 && b.seq !== b.flushedSeq);
-    await Promise.all(
-      due.map(async (b) => {
+    // New block files are directory entries too: those must survive a power cut as well.
+    const fresh = due.filter((b) => !b.entryFlushed);
+    await Promise.all([
+      ...due.map(async (b) => {
         const seq = b.seq;
         const fh = await open(b.path, 'r+').catch(() => undefined);
         if (!fh) return;
@@ -378,11 +380,7 @@ export class BandCache {
           await fh.close();
         }
       }),
-    );
-    // New block files are directory entries too: those must survive a power cut as well.
-    const fresh = due.filter((b) => !b.entryFlushed);
-    await Promise.all(
-      [...new Set(fresh.map((b) => join(b.path, '..')))].map(async (dir) => {
+      ...[...new Set(fresh.map((b) => join(b.path, '..')))].map(async (dir) => {
         const dh = await open(dir, 'r').catch(() => undefined);
         if (!dh) return;
         try {
@@ -391,9 +389,9 @@ export class BandCache {
           await dh.close();
         }
       }),
-    );
+      this.journal.fsync(),
+    ]);
     for (const b of fresh) b.entryFlushed = true;
-    this.journal.fsync();
   }
 
   async close(): Promise<void> {

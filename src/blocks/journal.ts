@@ -15,6 +15,7 @@
  * Every record names the volume `v`, file `f` and fork `k` ('d' or 'r').
  */
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { BlockRef } from '../meta/block-maps.js';
 import { Ranges } from './ranges.js';
@@ -131,6 +132,10 @@ export function replay(text: string): Replay {
 export class Journal {
   private fd: number;
   private bytes: number;
+  /** Lines appended by this process; a flush with none since the last fsync needs none. */
+  private appends = 0;
+  /** `appends` at the last fsync; -1 so the first flush also covers lines a crashed process left. */
+  private syncedAppends = -1;
 
   private constructor(private readonly path: string, fd: number, bytes: number) {
     this.fd = fd;
@@ -157,15 +162,26 @@ export class Journal {
     let off = 0;
     while (off < line.length) off += writeSync(this.fd, line, off);
     this.bytes += line.length;
+    this.appends++;
   }
 
   /**
-   * Synchronous, like everything that touches the descriptor: an fsync on the thread pool
-   * could meet a descriptor that a rewrite closed (and the kernel reused) meanwhile. Called
-   * only by FPFlush/FPFlushFork.
+   * Makes every line appended so far durable, on the thread pool so that other sessions go on
+   * meanwhile. Through a descriptor of its own, never the append descriptor a rewrite may
+   * close (and the kernel reuse) under it: if a rewrite replaced the file in between, the new
+   * file already holds what still matters, fsynced, and syncing either inode is enough.
+   * Called only by FPFlush/FPFlushFork.
    */
-  fsync(): void {
-    fsyncSync(this.fd);
+  async fsync(): Promise<void> {
+    const target = this.appends;
+    if (this.syncedAppends >= target) return;
+    const fh = await open(this.path, 'r');
+    try {
+      await fh.sync();
+      this.syncedAppends = Math.max(this.syncedAppends, target);
+    } finally {
+      await fh.close();
+    }
   }
 
   /**
@@ -195,6 +211,8 @@ export class Journal {
     closeSync(this.fd);
     this.fd = openSync(this.path, 'a');
     this.bytes = Buffer.byteLength(body);
+    // The new file holds everything still needed, and it was fsynced above.
+    this.syncedAppends = this.appends;
   }
 
   close(): void {
