@@ -24,7 +24,8 @@
  * Knobs: BENCH_BYTES (default 1 GiB), BENCH_S3_BYTES (default 256 MiB), BENCH_PIPELINE
  * (default the client's DEFAULT_PIPELINE, 4), BENCH_PHASES (comma list of disk, write, read,
  * s3; default all), BENCH_COLD=0 skips the cold read, BENCH_DIAG=0 skips the diagnostics,
- * BENCH_TOKEN=0 runs without a session token (no replay-cache entries in the store).
+ * BENCH_TOKEN=0 runs without a session token (no replay-cache entries in the store),
+ * BENCH_META=redis keeps the cache phases' metadata in a local redis-server.
  * Profiling: BENCH_PROFILE=<measurement> (write, read, raw-tcp-up, raw-tcp-down, held-write,
  * held-sync, s3, s3-put, s3-drain, cold) runs only the phase that measurement belongs to and
  * writes a V8 CPU profile of its timed part (gateway and client share this process) to
@@ -44,6 +45,7 @@ import { DEFAULT_PIPELINE, ForkMode, pipelined, type AfpFork } from '../src/clie
 import { ROOT } from '../src/client/afp-volume.js';
 import { S3ObjectStore } from '../src/objects/s3-store.js';
 import { startTestGateway, TEST_SCRYPT, type TestGateway } from '../test/helpers/gateway.js';
+import { startRedis, type RedisServer } from '../test/helpers/redis-server.js';
 import { s3Config, startS3, type S3Server } from '../test/helpers/s3-server.js';
 import { rawRequestStream } from './lib/raw-stream.js';
 
@@ -284,8 +286,16 @@ function poolBytes(at: number, n: number): Buffer {
   return out;
 }
 
+/** BENCH_META=redis puts the cache phases' metadata (and every write's replay entry) in a local redis-server. */
+const META = process.env.BENCH_META === 'redis' ? 'redis' : 'embedded';
+let redisForBench: Promise<RedisServer> | undefined;
+
 /** A gateway whose stop() may be called more than once. */
 async function gateway(opts: Parameters<typeof startTestGateway>[0]): Promise<TestGateway> {
+  if (META === 'redis' && !opts?.config?.metadata) {
+    const r = await (redisForBench ??= startRedis());
+    opts = { ...opts, config: { ...opts?.config, metadata: { backend: 'redis', url: r.url, keyPrefix: `bench${Date.now()}` } } };
+  }
   const g = await startTestGateway(opts);
   let stopping: Promise<void> | undefined;
   return { ...g, stop: () => (stopping ??= g.stop()) };
@@ -507,7 +517,11 @@ async function main(): Promise<void> {
       await rm(dir, { recursive: true, force: true });
     }
   }
-  if (PHASES.has('write') || PHASES.has('read')) await cachePhases(rawDisk);
+  try {
+    if (PHASES.has('write') || PHASES.has('read')) await cachePhases(rawDisk);
+  } finally {
+    if (redisForBench) await (await redisForBench).stop();
+  }
   if (PHASES.has('s3')) await s3Phases();
 
   console.log('');
@@ -526,7 +540,7 @@ async function main(): Promise<void> {
   console.log(
     `environment: node ${process.version}, ${availableParallelism()} cores (${cpus()[0]?.model ?? '?'}), linux ${release()}, tmpdir ${tmpdir()}, ` +
       `block ${env.blockSize !== undefined ? `${env.blockSize / MiB} MiB` : '?'}, quantum ${env.quantum !== undefined ? `${env.quantum / MiB} MiB` : '?'}, ` +
-      `cache ${CACHE.size} (dirty ${CACHE.dirtyLimit}), uploadConcurrency ${env.uploadConcurrency ?? '?'}, ${PIPELINE} requests in flight, UV_THREADPOOL_SIZE ${process.env.UV_THREADPOOL_SIZE ?? '4 (default)'}; ` +
+      `metadata ${META} (BENCH_META), cache ${CACHE.size} (dirty ${CACHE.dirtyLimit}), uploadConcurrency ${env.uploadConcurrency ?? '?'}, ${PIPELINE} requests in flight, UV_THREADPOOL_SIZE ${process.env.UV_THREADPOOL_SIZE ?? '4 (default)'}; ` +
       `cpu = process CPU time (all threads) / wall time; total ${((Date.now() - started) / 1000).toFixed(0)} s; ` +
       `1-min load average ${loadBefore.toFixed(2)} at the start (other processes, and the build when run through npm run bench), ${loadavg()[0]!.toFixed(2)} at the end (includes this bench)`,
   );
