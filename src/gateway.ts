@@ -87,6 +87,7 @@ export class Gateway {
         maxDisconnected: config.dsi.maxSessions,
         volumeByKey: (key) => volumes.byKey(key),
         liveNodes: async () => new Set((await meta.listNodes()).map((n) => n.id)),
+        leaseMs: NODE_LEASE_MS,
         log,
       });
       const ctx: AfpServerContext = {

@@ -16,9 +16,13 @@ export interface SessionRegistryOptions {
   volumeByKey(key: string): Volume | undefined;
   /** The nodes whose lease is live; a record of any other node belongs to a dead process. */
   liveNodes(): Promise<Set<string>>;
+  /** How long a node's lease runs unrenewed: the longest a dead node still looks alive. */
+  leaseMs: number;
   log: Logger;
 }
 
+const LAPSE_SLACK_MS = 2000;
+const LAPSE_POLL_MS = 250;
 /** Live records are re-touched this often relative to their time to live. */
 const REFRESH_FRACTION = 3;
 /** A live session's record outlives a crash of this node by at least this much, so a Mac can still come back. */
@@ -83,6 +87,7 @@ export class SessionRegistry {
       token: s.token,
       clientId: s.clientId,
       timestamp: s.clientTimestamp,
+      volumes: [...s.openVolumes.values()].map((v) => v.key),
       tmVolumes: [...s.openVolumes.values()].filter((v) => v.def.timeMachine).map((v) => v.key),
       forkVolumes: s.forkVolumeKeys(),
       createdAt: s.createdAt,
@@ -168,6 +173,21 @@ export class SessionRegistry {
       ended++;
     }
     return ended;
+  }
+
+  /**
+   * Waits until `node` no longer holds a lease, at most one lease term (plus a little): a Mac
+   * whose gateway died often reconnects to the other one before the dead node's lease lapses.
+   * False when the node is still alive by then. The Mac is kept waiting meanwhile; DSI tickles
+   * it, since its request is outstanding.
+   */
+  async waitForLapse(node: string): Promise<boolean> {
+    const deadline = Date.now() + this.opts.leaseMs + LAPSE_SLACK_MS;
+    for (;;) {
+      if (!(await this.opts.liveNodes()).has(node)) return true;
+      if (Date.now() >= deadline) return false;
+      await new Promise((r) => setTimeout(r, LAPSE_POLL_MS));
+    }
   }
 
   /** Ends every session still waiting for a reconnect (the node is stopping). */

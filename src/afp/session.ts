@@ -45,8 +45,6 @@ const DEFAULT_RESUME_WAIT_MS = 70_000;
  * reconnect, AFP-FACTS §7.2): the connection is swapped under it and everything carries on.
  */
 export class AfpSession implements DsiEndpoint {
-  /** 8 random bytes: unique across the nodes of a pair (open IDs and store records carry it). */
-  readonly id = randomBytes(8).toString('hex');
   readonly log: Logger;
   readonly createdAt = Date.now();
   state: SessionState = 'connected';
@@ -84,7 +82,16 @@ export class AfpSession implements DsiEndpoint {
   /** Volumes this session ever opened a fork on: only these can hold opens of it in their store. */
   private readonly forkVolumes = new Set<Volume>();
 
-  constructor(conn: DsiConnection, readonly ctx: AfpServerContext, private readonly table: CommandTable) {
+  /**
+   * `id`: 8 random bytes, unique across the nodes of a pair (open IDs and store records carry
+   * it); a session restored from the store keeps the one it had.
+   */
+  constructor(
+    conn: DsiConnection,
+    readonly ctx: AfpServerContext,
+    private readonly table: CommandTable,
+    readonly id: string = randomBytes(8).toString('hex'),
+  ) {
     this.connection = conn;
     this.log = ctx.log.child({ session: this.id });
     this.replay = new ReplayCache(ctx.replayCacheSize ?? DEFAULT_REPLAY_WINDOW);
@@ -180,6 +187,11 @@ export class AfpSession implements DsiEndpoint {
     this.ctx.sessions.reconnected(this);
     this.log.info({ remote: conn.remoteAddress, via: fresh.id }, 'primary reconnect: session resumed on a new connection');
     await fresh.end('replaced by the session it reconnected to');
+  }
+
+  /** A new session object on this session's connection, named `id` (a session being restored from the store). */
+  sibling(id: string): AfpSession {
+    return new AfpSession(this.connection, this.ctx, this.table, id);
   }
 
   /** Volume keys on which this session opened forks (its opens in the stores). */

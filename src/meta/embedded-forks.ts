@@ -8,15 +8,19 @@
  *   l:<fileId>:<fork>             StoredLock[]: every lock on that file and fork (at most
  *                                 MAX_LOCKS), so a lock or access check reads one value
  *   s:<session>:<openId>, n:<node>:<openId>
- *                                 the opens of a session and of a node, for release
+ *                                 the opens of a session and of a node, for release,
+ *                                 opensOfSession and sessionsOfNode; nodes() skips through
+ *                                 n: one node at a time (from n:<node>: on to n:<node>;)
  *
  * Each change runs in one `db.transaction()` callback that makes all of its checks before
  * its first write and returns a ForkError instead of throwing (lmdb-js keeps the writes a
- * throwing callback already made); `tx` throws it once the transaction is over.
+ * throwing callback already made); `tx` throws it once the transaction is over. The
+ * listings that read several keys (opensOfSession, sessionsOfNode, nodes) read them in one
+ * read transaction, a consistent snapshot.
  */
-import type { Database } from 'lmdb';
+import type { Database, Transaction } from 'lmdb';
 import { ForkError, type ByteRange, type ForkFailure, type ForkKind, type ForkOpen, type ForkStore } from './forks.js';
-import { checkForkOpen, checkOpenId, checkRange, denyConflict, MAX_LOCKS_PER_FORK } from './forks-records.js';
+import { checkForkOpen, checkOpenId, checkRange, compareStrings, denyConflict, MAX_LOCKS_PER_FORK, sortByOpenId } from './forks-records.js';
 import { checkString, checkVolumeKey, isId } from './namespace-records.js';
 
 
@@ -128,9 +132,66 @@ export class EmbeddedForkStore implements ForkStore {
     return this.release(this.k.nodeRange(node));
   }
 
+  async opensOfSession(session: string): Promise<ForkOpen[]> {
+    checkString(session, 'session');
+    return this.read((transaction) => {
+      const out: ForkOpen[] = [];
+      for (const id of this.idsIn(this.k.sessionRange(session), transaction)) {
+        const o = this.openOf(id, transaction);
+        if (o) out.push(o);
+      }
+      return sortByOpenId(out);
+    });
+  }
+
+  async adopt(openId: string, node: string): Promise<void> {
+    checkOpenId(openId);
+    checkString(node, 'node');
+    await this.tx(() => {
+      const o = this.openOf(openId);
+      if (!o) return fail('not-open', openId);
+      if (o.node === node) return undefined;
+      this.db.removeSync(this.k.node(o.node, openId));
+      this.db.putSync(this.k.node(node, openId), 1);
+      this.db.putSync(this.k.open(openId), { ...o, node });
+      return undefined;
+    });
+  }
+
+  async sessionsOfNode(node: string): Promise<string[]> {
+    checkString(node, 'node');
+    return this.read((transaction) => {
+      const sessions = new Set<string>();
+      for (const id of this.idsIn(this.k.nodeRange(node), transaction)) {
+        const o = this.openOf(id, transaction);
+        if (o) sessions.add(o.session);
+      }
+      return [...sessions].sort(compareStrings);
+    });
+  }
+
+  async nodes(): Promise<string[]> {
+    return this.read((transaction) => {
+      const { start: prefix, end } = this.k.allNodes();
+      const out: string[] = [];
+      let start = prefix;
+      for (;;) {
+        let key: string | undefined;
+        for (const k of this.db.getKeys({ start, end, limit: 1, transaction })) key = k;
+        if (key === undefined) break;
+        // The encoded node holds no ':' (nor ';'), so n:<node>; sorts after all of n:<node>:…
+        // and before the next node's keys.
+        const encoded = key.slice(prefix.length, key.indexOf(':', prefix.length));
+        out.push(decodeURIComponent(encoded));
+        start = `${prefix}${encoded};`;
+      }
+      return out.sort(compareStrings);
+    });
+  }
+
   private release(range: { start: string; end: string }): Promise<number> {
     return this.tx(() => {
-      const ids = [...this.db.getKeys(range)].map((key) => decodeURIComponent(key.slice(range.start.length)));
+      const ids = this.idsIn(range);
       let n = 0;
       for (const id of ids) {
         const o = this.openOf(id);
@@ -158,9 +219,24 @@ export class EmbeddedForkStore implements ForkStore {
     else this.db.putSync(this.k.locks(fileId, fork), locks);
   }
 
-  private openOf(openId: string): ForkOpen | undefined {
-    const o = this.db.get(this.k.open(openId)) as ForkOpen | undefined;
+  private openOf(openId: string, transaction?: Transaction): ForkOpen | undefined {
+    const o = this.db.get(this.k.open(openId), transaction && { transaction }) as ForkOpen | undefined;
     return o && { ...o };
+  }
+
+  /** The openIds of an index range (s:<session>: or n:<node>:). */
+  private idsIn(range: { start: string; end: string }, transaction?: Transaction): string[] {
+    return [...this.db.getKeys({ ...range, transaction })].map((key) => decodeURIComponent(key.slice(range.start.length)));
+  }
+
+  /** Runs `body` against one read transaction: every read it makes sees the same snapshot. */
+  private read<T>(body: (transaction: Transaction) => T): T {
+    const transaction = this.db.useReadTransaction();
+    try {
+      return body(transaction);
+    } finally {
+      transaction.done();
+    }
   }
 
   private locks(fileId: number, fork: ForkKind): StoredLock[] {
@@ -189,6 +265,7 @@ function keys(p: string) {
     sessionRange: (session: string) => range(`${p}s:${e(session)}`),
     node: (node: string, openId: string) => `${p}n:${e(node)}:${e(openId)}`,
     nodeRange: (node: string) => range(`${p}n:${e(node)}`),
+    allNodes: () => range(`${p}n`),
   };
 }
 

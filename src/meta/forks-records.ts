@@ -38,3 +38,13 @@ export function checkRange(r: ByteRange, allowEmpty: boolean): void {
   const ok = Number.isSafeInteger(r.start) && Number.isSafeInteger(r.end) && r.start >= 0 && r.end <= LOCK_TO_END && (allowEmpty ? r.start <= r.end : r.start < r.end);
   if (!ok) throw new RangeError(`bad byte range [${String(r.start)}, ${String(r.end)})`);
 }
+
+/** JavaScript string order (UTF-16 code units), the order the listing methods return. */
+export function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Sorted by openId, in place. */
+export function sortByOpenId(opens: ForkOpen[]): ForkOpen[] {
+  return opens.sort((a, b) => compareStrings(a.openId, b.openId));
+}

@@ -68,4 +68,26 @@ export interface ForkStore {
   releaseSession(session: string): Promise<number>;
   /** Ends every open of a node whose lease lapsed; returns how many opens were released. */
   releaseNode(node: string): Promise<number>;
+  /**
+   * Every open of a session (any file, either fork, any node), sorted by openId in
+   * JavaScript string order; [] for an unknown session. Restoring a session on another node
+   * after its node died starts here: the openId encodes the refnum.
+   */
+  opensOfSession(session: string): Promise<ForkOpen[]>;
+  /**
+   * Moves an open to `node`: its `node` field and the per-node index change, while its
+   * session, mode, file, fork and every byte-range lock it holds stay (locks belong to the
+   * openId). From then on releaseNode(node) releases it and releaseNode(its old node) does
+   * not. Adopting onto the node that already holds it changes nothing. Unknown openId →
+   * 'not-open'.
+   */
+  adopt(openId: string, node: string): Promise<void>;
+  /** The sessions with at least one open held by `node`: sorted, without duplicates; [] for an unknown node. */
+  sessionsOfNode(node: string): Promise<string[]>;
+  /**
+   * Every node that holds at least one open of this volume, sorted (so a survivor can find
+   * the nodes whose lease lapsed). A node drops out with its last open, however that ends
+   * (close, releaseSession, releaseNode, adopt).
+   */
+  nodes(): Promise<string[]>;
 }

@@ -7,7 +7,12 @@
  *                              fork (at most MAX_LOCKS_PER_FORK), so a check reads one key
  *   F:ol:<openId>              set of '<start> <end>': the open's own locks (unlock, close)
  *   F:sess:<session>, F:node:<node>
- *                              sets of openIds, for releaseSession and releaseNode
+ *                              sets of openIds: releaseSession and releaseNode,
+ *                              opensOfSession and sessionsOfNode
+ *   F:nodes                    set of the nodes whose F:node:<node> is not empty, for nodes()
+ *                              without a SCAN: whatever adds an openId to F:node:<node> adds
+ *                              the node, and whatever removes one drops the node once SCARD of
+ *                              F:node:<node> is 0 (open, close, adopt, releaseSession/Node)
  *
  * Each operation is one Lua script that gets F as KEYS[1] and derives every other key from
  * it (the file of an open is only known inside the script); they all share F's hash tag.
@@ -16,7 +21,7 @@
  * Scripts answer {'ok', ...} or {reason}, and return only strings, integers and arrays.
  */
 import type { Redis } from 'ioredis';
-import { checkForkOpen, checkOpenId, checkRange, MAX_LOCKS_PER_FORK } from './forks-records.js';
+import { checkForkOpen, checkOpenId, checkRange, compareStrings, MAX_LOCKS_PER_FORK, sortByOpenId } from './forks-records.js';
 import { ForkError, type ByteRange, type ForkFailure, type ForkOpen, type ForkStore } from './forks.js';
 import { MetaError, MetaUnavailableError } from './meta-store.js';
 import { checkString, checkVolumeKey, isId } from './namespace-records.js';
@@ -29,6 +34,16 @@ local function locksKey(file, fork) return base .. ':locks:' .. file .. ':' .. f
 local function ownKey(id) return base .. ':ol:' .. id end
 local function sessKey(s) return base .. ':sess:' .. s end
 local function nodeKey(n) return base .. ':node:' .. n end
+local nodesKey = base .. ':nodes'
+-- The per-node index and F:nodes change together.
+local function addToNode(id, n)
+  redis.call('SADD', nodeKey(n), id)
+  redis.call('SADD', nodesKey, n)
+end
+local function dropFromNode(id, n)
+  redis.call('SREM', nodeKey(n), id)
+  if redis.call('SCARD', nodeKey(n)) == 0 then redis.call('SREM', nodesKey, n) end
+end
 local function has(m, b) return bit.band(m, b) ~= 0 end
 -- Read 0x01, Write 0x02, DenyRead 0x10, DenyWrite 0x20.
 local function denyConflict(m, ex)
@@ -51,7 +66,7 @@ local function removeOpen(id)
   redis.call('DEL', openKey(id), ownKey(id))
   redis.call('HDEL', fileKey(o[3], o[4]), id)
   redis.call('SREM', sessKey(o[1]), id)
-  redis.call('SREM', nodeKey(o[2]), id)
+  dropFromNode(id, o[2])
   return 1
 end
 `;
@@ -68,7 +83,7 @@ end
 redis.call('HSET', openKey(id), 'session', ARGV[2], 'node', ARGV[3], 'fileId', file, 'fork', fork, 'mode', ARGV[6])
 redis.call('HSET', fileKey(file, fork), id, ARGV[6])
 redis.call('SADD', sessKey(ARGV[2]), id)
-redis.call('SADD', nodeKey(ARGV[3]), id)
+addToNode(id, ARGV[3])
 return {'ok'}`,
 
   // ARGV: openId.
@@ -142,7 +157,48 @@ if ARGV[1] == 'sess' then key = sessKey(ARGV[2]) else key = nodeKey(ARGV[2]) end
 local n = 0
 for _, id in ipairs(redis.call('SMEMBERS', key)) do n = n + removeOpen(id) end
 redis.call('DEL', key)
+if ARGV[1] == 'node' then redis.call('SREM', nodesKey, ARGV[2]) end
 return {'ok', n}`,
+
+  // ARGV: session. Returns {'ok', openId, node, fileId, fork, mode, ...}, unsorted.
+  afpgwFkOpensOfSession: `
+local out = {'ok'}
+for _, id in ipairs(redis.call('SMEMBERS', sessKey(ARGV[1]))) do
+  local o = redis.call('HMGET', openKey(id), 'node', 'fileId', 'fork', 'mode')
+  if o[1] then
+    for _, x in ipairs({id, o[1], o[2], o[3], o[4]}) do out[#out + 1] = x end
+  end
+end
+return out`,
+
+  // ARGV: openId, node. Locks stay: they are keyed by openId, not by node.
+  afpgwFkAdopt: `
+local id, node = ARGV[1], ARGV[2]
+local old = redis.call('HGET', openKey(id), 'node')
+if not old then return {'not-open'} end
+if old == node then return {'ok'} end
+redis.call('HSET', openKey(id), 'node', node)
+dropFromNode(id, old)
+addToNode(id, node)
+return {'ok'}`,
+
+  // ARGV: node. Returns {'ok', session, ...}: each session once, unsorted.
+  afpgwFkSessionsOfNode: `
+local out, seen = {'ok'}, {}
+for _, id in ipairs(redis.call('SMEMBERS', nodeKey(ARGV[1]))) do
+  local s = redis.call('HGET', openKey(id), 'session')
+  if s and not seen[s] then
+    seen[s] = true
+    out[#out + 1] = s
+  end
+end
+return out`,
+
+  // No ARGV. Returns {'ok', node, ...}, unsorted.
+  afpgwFkNodes: `
+local out = {'ok'}
+for _, n in ipairs(redis.call('SMEMBERS', nodesKey)) do out[#out + 1] = n end
+return out`,
 } as const;
 
 type ScriptName = keyof typeof SCRIPTS;
@@ -215,6 +271,37 @@ export class RedisForkStore implements ForkStore {
   async releaseNode(node: string): Promise<number> {
     checkString(node, 'node');
     return integer((await this.run('afpgwFkRelease', `node ${node}`, 'node', node))[1], 'released');
+  }
+
+  async opensOfSession(session: string): Promise<ForkOpen[]> {
+    checkString(session, 'session');
+    const reply = await this.run('afpgwFkOpensOfSession', `opens of session ${session}`, session);
+    const out: ForkOpen[] = [];
+    for (let i = 1; i + 4 < reply.length; i += 5) {
+      const fileId = integer(reply[i + 2], 'fileId');
+      if (!isId(fileId)) throw new MetaUnavailableError(`Redis holds an open of file ${fileId}`);
+      const fork = text(reply[i + 3], 'fork');
+      if (fork !== 'data' && fork !== 'rsrc') throw new MetaUnavailableError(`Redis holds an open of fork ${JSON.stringify(fork)}`);
+      out.push({ openId: text(reply[i], 'openId'), session, node: text(reply[i + 1], 'node'), fileId, fork, mode: integer(reply[i + 4], 'mode') });
+    }
+    return sortByOpenId(out);
+  }
+
+  async adopt(openId: string, node: string): Promise<void> {
+    checkOpenId(openId);
+    checkString(node, 'node');
+    await this.run('afpgwFkAdopt', `adopt ${openId} by ${node}`, openId, node);
+  }
+
+  async sessionsOfNode(node: string): Promise<string[]> {
+    checkString(node, 'node');
+    const reply = await this.run('afpgwFkSessionsOfNode', `sessions of node ${node}`, node);
+    return reply.slice(1).map((v) => text(v, 'session')).sort(compareStrings);
+  }
+
+  async nodes(): Promise<string[]> {
+    const reply = await this.run('afpgwFkNodes', 'nodes');
+    return reply.slice(1).map((v) => text(v, 'node')).sort(compareStrings);
   }
 
   /** Runs a script that answers {'ok', ...} or {reason}; throws the ForkError for a reason. */

@@ -56,7 +56,7 @@ export function checkSessionRecord(rec: SessionRecord): void {
   checkKeyString(rec.token, 'token', true);
   checkKeyString(rec.clientId, 'clientId', true);
   if (rec.timestamp !== null) checkInt(rec.timestamp, 'timestamp', Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
-  for (const list of ['tmVolumes', 'forkVolumes'] as const) {
+  for (const list of ['volumes', 'tmVolumes', 'forkVolumes'] as const) {
     if (!Array.isArray(rec[list])) throw new RangeError(`${list} must be an array`);
     for (const v of rec[list]) checkVolumeKey(v);
   }
@@ -73,6 +73,7 @@ export function copySessionRecord(rec: SessionRecord): SessionRecord {
     token: rec.token,
     clientId: rec.clientId,
     timestamp: rec.timestamp,
+    volumes: [...rec.volumes],
     tmVolumes: [...rec.tmVolumes],
     forkVolumes: [...rec.forkVolumes],
     createdAt: rec.createdAt,

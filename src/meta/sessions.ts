@@ -24,6 +24,8 @@ export interface SessionRecord {
   clientId: string;
   /** The client's TimeStamp from types 3/4 (a different one with the same ID means the Mac restarted); null when none. */
   timestamp: number | null;
+  /** Volume keys of every volume the session has open: a node restoring the session reopens them. */
+  volumes: string[];
   /** Volume keys of the Time Machine volumes the session has open: what lock stealing looks for. */
   tmVolumes: string[];
   /** Volume keys on which the session may hold opens in the fork store: what releasing it must visit. */

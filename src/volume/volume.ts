@@ -9,7 +9,7 @@ import {
 } from '../meta/namespace.js';
 import type { VolumeDef } from './catalog.js';
 import type { KeyValueArea } from './node.js';
-import type { ForkStore } from '../meta/forks.js';
+import type { ForkOpen, ForkStore } from '../meta/forks.js';
 import type { VolumeData } from '../blocks/volume-data.js';
 import { ForkHandle, type ForkHost } from './fork-handle.js';
 import { fsCall } from './fs-call.js';
@@ -130,6 +130,23 @@ export class Volume implements ForkHost {
       await this.forkStore.close(owner.openId).catch(() => undefined);
       throw e;
     }
+  }
+
+  /**
+   * Takes over an open that a session of a dead node left in the store: the open moves to
+   * this node with its deny modes and byte-range locks, and the fork's data is attached here
+   * (from what the dead node committed; what it had not synced is gone, as the durability
+   * contract allows).
+   */
+  async adoptFork(open: ForkOpen): Promise<OpenedFork> {
+    await fsCall(() => this.forkStore.adopt(open.openId, this.storage.nodeId));
+    const st = await fsCall(() => this.data.attach(open.fileId, open.fork));
+    return new ForkHandle(this, open.fileId, open.fork, open.mode, open.openId, st);
+  }
+
+  /** The opens a session holds on this volume, on any node (a session restored elsewhere). */
+  async opensOfSession(session: string): Promise<ForkOpen[]> {
+    return fsCall(() => this.forkStore.opensOfSession(session));
   }
 
   /** Which forks of a file some session (on any node) holds open: FPGetFileDirParms's fork-open attribute bits. */

@@ -271,7 +271,7 @@ for (const backend of BACKENDS) {
       const tm = g.gw.volumes.byName('TimeMachine')!;
       const dead = { id: randomBytes(8).toString('hex'), node: 'crashed-node-1' };
       await g.gw.meta.sessions().putSession(
-        { ...dead, user: userKey(ALICE.name), uid: 1000, token: randomBytes(16).toString('hex'), clientId: MAC_ID.toString('hex'), timestamp: 1000, tmVolumes: [tm.key], forkVolumes: [tm.key], createdAt: Date.now() },
+        { ...dead, user: userKey(ALICE.name), uid: 1000, token: randomBytes(16).toString('hex'), clientId: MAC_ID.toString('hex'), timestamp: 1000, volumes: [tm.key], tmVolumes: [tm.key], forkVolumes: [tm.key], createdAt: Date.now() },
         60_000,
       );
       await tm.forkStore.open({ openId: `${dead.node}:${dead.id}:1`, session: dead.id, node: dead.node, fileId, fork: 'data', mode: Access.Read | Access.Write | Access.DenyRead | Access.DenyWrite });

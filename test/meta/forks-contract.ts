@@ -287,6 +287,211 @@ export function forksContract(name: string, openStore: OpenForkStore): void {
       await f.lock('a', { start: 2_000_000, end: 2_000_001 });
     });
 
+    withForks('opensOfSession lists exactly a session\'s opens, sorted by openId', async (f) => {
+      assert.deepEqual(await f.opensOfSession('s1'), []);
+      // 'a~' < 'aé' as strings, while their URI encodings sort the other way round.
+      await f.open(mk('aé', 2, R | W | DW, { node: 'n2' }));
+      await f.open(mk('a~', 1, R, { fork: 'rsrc' }));
+      await f.open(mk('n1:s1:10', 1, R | W));
+      await f.open(mk('n1:s1:2', 3, 0));
+      await f.open(mk('other', 1, R, { session: 's2' }));
+      await f.open(mk('prefix', 1, R, { session: 's1:2' }));
+      await f.open(mk('prefix2', 4, R, { session: 's' }));
+      await f.open(mk('empty', 4, R, { session: '' }));
+      assert.deepEqual(await f.opensOfSession('s1'), [
+        { openId: 'a~', session: 's1', node: 'n1', fileId: 1, fork: 'rsrc', mode: R },
+        { openId: 'aé', session: 's1', node: 'n2', fileId: 2, fork: 'data', mode: R | W | DW },
+        { openId: 'n1:s1:10', session: 's1', node: 'n1', fileId: 1, fork: 'data', mode: R | W },
+        { openId: 'n1:s1:2', session: 's1', node: 'n1', fileId: 3, fork: 'data', mode: 0 },
+      ]);
+      assert.deepEqual((await f.opensOfSession('s2')).map((o) => o.openId), ['other']);
+      assert.deepEqual((await f.opensOfSession('s1:2')).map((o) => o.openId), ['prefix']);
+      assert.deepEqual((await f.opensOfSession('s')).map((o) => o.openId), ['prefix2']);
+      assert.deepEqual((await f.opensOfSession('')).map((o) => o.openId), ['empty']);
+      assert.deepEqual(await f.opensOfSession('nobody'), []);
+      assert.deepEqual(await f.opensOfSession('s1:'), []);
+
+      await f.close('aé');
+      assert.deepEqual((await f.opensOfSession('s1')).map((o) => o.openId), ['a~', 'n1:s1:10', 'n1:s1:2']);
+      assert.equal(await f.releaseSession('s1'), 3);
+      assert.deepEqual(await f.opensOfSession('s1'), []);
+      assert.deepEqual((await f.opensOfSession('s2')).map((o) => o.openId), ['other']);
+      await assert.rejects(f.opensOfSession('\ud800'), RangeError);
+    });
+
+    withForks('adopt moves an open to another node with its deny modes and locks', async (f) => {
+      await f.open(mk('a', 1, R | W | DW, { session: 's1', node: 'dead' }));
+      await f.open(mk('c', 2, R, { session: 's1', node: 'dead' }));
+      await f.open(mk('b', 1, R, { session: 's2', node: 'live' }));
+      await f.lock('a', { start: 0, end: 10 });
+      await f.lock('a', { start: 100, end: LOCK_TO_END });
+
+      await f.adopt('a', 'new');
+      assert.deepEqual(sortOpens(await f.opensOf(1)), [
+        { openId: 'a', session: 's1', node: 'new', fileId: 1, fork: 'data', mode: R | W | DW },
+        { openId: 'b', session: 's2', node: 'live', fileId: 1, fork: 'data', mode: R },
+      ]);
+      assert.deepEqual((await f.opensOfSession('s1')).map((o) => [o.openId, o.node]), [['a', 'new'], ['c', 'dead']]);
+      // The locks are still a's: they block b, not a.
+      await rejectsWith(f.lock('b', { start: 5, end: 6 }), 'range-locked');
+      await rejectsWith(f.checkAccess('b', { start: 200, end: 201 }), 'range-locked');
+      await f.checkAccess('a', { start: 0, end: LOCK_TO_END });
+      await rejectsWith(f.lock('a', { start: 5, end: 6 }), 'range-overlap');
+      // Its deny mode too.
+      await rejectsWith(f.open(mk('w', 1, W, { session: 's3', node: 'live' })), 'deny-conflict');
+      await f.unlock('a', { start: 0, end: 10 });
+      await f.checkAccess('b', { start: 0, end: 100 });
+
+      // The old node no longer answers for it; the new one does.
+      assert.equal(await f.releaseNode('dead'), 1, 'only c');
+      assert.deepEqual((await f.opensOf(1)).map((o) => o.openId).sort(), ['a', 'b']);
+      await rejectsWith(f.checkAccess('b', { start: 200, end: 201 }), 'range-locked');
+      assert.equal(await f.releaseNode('new'), 1);
+      assert.deepEqual((await f.opensOf(1)).map((o) => o.openId), ['b']);
+      await f.checkAccess('b', { start: 0, end: LOCK_TO_END });
+      await f.lock('b', { start: 200, end: 201 });
+      await f.open(mk('w', 1, W, { session: 's3', node: 'live' }));
+
+      // Unknown or closed opens.
+      await rejectsWith(f.adopt('a', 'new'), 'not-open');
+      await rejectsWith(f.adopt('zz', 'live'), 'not-open');
+      await assert.rejects(f.adopt('', 'live'), RangeError);
+      await assert.rejects(f.adopt('b', '\ud800'), RangeError);
+
+      // Onto the node that holds it: nothing changes.
+      await f.adopt('b', 'live');
+      assert.deepEqual((await f.opensOf(1)).map((o) => [o.openId, o.node]).sort(), [['b', 'live'], ['w', 'live']]);
+
+      // The session index is untouched: releaseSession still finds an adopted open.
+      await f.adopt('b', 'elsewhere');
+      assert.equal(await f.releaseSession('s2'), 1);
+      assert.equal(await f.releaseNode('elsewhere'), 0);
+      assert.equal(await f.releaseNode('live'), 1, 'w');
+      assert.deepEqual(await f.opensOf(1), []);
+    });
+
+    withForks('sessionsOfNode lists each session with an open on the node, once, sorted', async (f) => {
+      assert.deepEqual(await f.sessionsOfNode('n1'), []);
+      await f.open(mk('1', 1, R, { session: 'sb', node: 'n1' }));
+      await f.open(mk('2', 2, R, { session: 'sb', node: 'n1' }));
+      await f.open(mk('3', 1, R, { session: 'sa', node: 'n1', fork: 'rsrc' }));
+      await f.open(mk('4', 3, R, { session: 'sc', node: 'n2' }));
+      await f.open(mk('5', 3, R, { session: 'sb', node: 'n2' }));
+      await f.open(mk('6', 3, R, { session: 'sd', node: 'n1:x' }));
+      assert.deepEqual(await f.sessionsOfNode('n1'), ['sa', 'sb']);
+      assert.deepEqual(await f.sessionsOfNode('n2'), ['sb', 'sc']);
+      assert.deepEqual(await f.sessionsOfNode('n1:x'), ['sd']);
+      assert.deepEqual(await f.sessionsOfNode('n'), []);
+      assert.deepEqual(await f.sessionsOfNode('nobody'), []);
+
+      await f.adopt('3', 'n2');
+      assert.deepEqual(await f.sessionsOfNode('n1'), ['sb']);
+      assert.deepEqual(await f.sessionsOfNode('n2'), ['sa', 'sb', 'sc']);
+      await f.close('1');
+      assert.deepEqual(await f.sessionsOfNode('n1'), ['sb'], 'sb still holds 2 there');
+      await f.close('2');
+      assert.deepEqual(await f.sessionsOfNode('n1'), []);
+      assert.equal(await f.releaseSession('sb'), 1);
+      assert.deepEqual(await f.sessionsOfNode('n2'), ['sa', 'sc']);
+      assert.equal(await f.releaseNode('n2'), 2);
+      assert.deepEqual(await f.sessionsOfNode('n2'), []);
+      await assert.rejects(f.sessionsOfNode('\udc00'), RangeError);
+    });
+
+    withForks('nodes() lists the nodes holding opens and drops each with its last open', async (f) => {
+      assert.deepEqual(await f.nodes(), []);
+      await f.open(mk('a', 1, R | W | DW, { node: 'n2' }));
+      await f.open(mk('b', 2, R, { node: 'n1' }));
+      assert.deepEqual(await f.nodes(), ['n1', 'n2']);
+      await f.open(mk('c', 2, R, { node: 'n1', fork: 'rsrc' }));
+      await f.close('b');
+      assert.deepEqual(await f.nodes(), ['n1', 'n2'], 'n1 still holds c');
+      await f.close('c');
+      assert.deepEqual(await f.nodes(), ['n2']);
+
+      // A refused open adds no node.
+      await rejectsWith(f.open(mk('x', 1, W, { session: 's2', node: 'n9' })), 'deny-conflict');
+      assert.deepEqual(await f.nodes(), ['n2']);
+
+      await f.open(mk('d', 3, R, { session: 'sd', node: 'n3' }));
+      await f.open(mk('d2', 4, R, { session: 'sd', node: 'n3' }));
+      assert.deepEqual(await f.nodes(), ['n2', 'n3']);
+      assert.equal(await f.releaseSession('sd'), 2);
+      assert.deepEqual(await f.nodes(), ['n2']);
+
+      await f.open(mk('e', 3, R, { session: 'se', node: 'n4' }));
+      await f.open(mk('e2', 4, R, { session: 'sf', node: 'n4' }));
+      await f.open(mk('e3', 4, R, { session: 'sf', node: 'n4:x' }));
+      assert.deepEqual(await f.nodes(), ['n2', 'n4', 'n4:x']);
+      assert.equal(await f.releaseNode('n4'), 2);
+      assert.deepEqual(await f.nodes(), ['n2', 'n4:x']);
+      assert.equal(await f.releaseNode('n4:x'), 1);
+      assert.deepEqual(await f.nodes(), ['n2']);
+
+      // Adopting the last open moves the node; adopting onto the same node changes nothing.
+      await f.adopt('a', 'n5');
+      assert.deepEqual(await f.nodes(), ['n5']);
+      await f.adopt('a', 'n5');
+      assert.deepEqual(await f.nodes(), ['n5']);
+      await f.open(mk('g', 5, R, { node: 'n5' }));
+      await f.adopt('g', 'n0');
+      assert.deepEqual(await f.nodes(), ['n0', 'n5']);
+      await rejectsWith(f.adopt('zz', 'n7'), 'not-open');
+      assert.deepEqual(await f.nodes(), ['n0', 'n5']);
+      assert.equal(await f.releaseNode('n5'), 1);
+      assert.deepEqual(await f.nodes(), ['n0']);
+      await f.close('g');
+      assert.deepEqual(await f.nodes(), []);
+    });
+
+    withForks('nodes, sessions and session opens are per volume', async (f, h) => {
+      const other = h.store.forks('other');
+      await other.open(mk('a', 1, R, { node: 'n1', session: 's1' }));
+      assert.deepEqual(await f.nodes(), []);
+      assert.deepEqual(await f.sessionsOfNode('n1'), []);
+      assert.deepEqual(await f.opensOfSession('s1'), []);
+      await rejectsWith(f.adopt('a', 'n2'), 'not-open');
+      assert.deepEqual(await other.nodes(), ['n1']);
+      assert.deepEqual(await other.sessionsOfNode('n1'), ['s1']);
+      assert.equal((await other.opensOfSession('s1')).length, 1);
+      await other.close('a');
+    });
+
+    withForks('adopt racing releaseNode: each open is released or adopted, never both or neither', async (f, h) => {
+      const peer = h.peer?.forks(VOLUME) ?? f;
+      const N = 40;
+      for (let i = 0; i < N; i++) {
+        await f.open(mk(`o${i}`, 100 + i, R | W | DW, { session: `s${i % 3}`, node: 'dead' }));
+        await f.lock(`o${i}`, { start: 0, end: 10 });
+      }
+      const adopts = Array.from({ length: N }, (_, i) => f.adopt(`o${i}`, 'live'));
+      const released = await peer.releaseNode('dead');
+      const results = await Promise.allSettled(adopts);
+      let adopted = 0;
+      for (const r of results) {
+        if (r.status === 'fulfilled') adopted++;
+        else assert.ok(r.reason instanceof ForkError && r.reason.reason === 'not-open', String(r.reason));
+      }
+      assert.equal(adopted + released, N);
+      assert.deepEqual(await f.nodes(), adopted > 0 ? ['live'] : []);
+      assert.deepEqual(await f.sessionsOfNode('dead'), []);
+      let open = 0;
+      for (let i = 0; i < N; i++) {
+        const opens = await f.opensOf(100 + i);
+        open += opens.length;
+        for (const o of opens) {
+          assert.equal(o.node, 'live');
+          // An adopted open kept its lock.
+          await f.open(mk(`p${i}`, 100 + i, 0, { session: 'probe', node: 'probe' }));
+          await rejectsWith(f.checkAccess(`p${i}`, { start: 5, end: 6 }), 'range-locked');
+          await f.close(`p${i}`);
+        }
+      }
+      assert.equal(open, adopted);
+      assert.equal(await f.releaseNode('live'), adopted);
+      assert.deepEqual(await f.nodes(), []);
+    });
+
     withForks('20 concurrent opens with DenyWrite and Write: exactly one wins', async (f, h) => {
       const stores = [f, h.peer?.forks(VOLUME) ?? f];
       const results = await Promise.allSettled(

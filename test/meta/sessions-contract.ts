@@ -41,6 +41,7 @@ export function rec(id: string, extra: Partial<SessionRecord> = {}): SessionReco
     token: `tok-${id}`,
     clientId: 'c0ffee',
     timestamp: 1_700_000_000,
+    volumes: ['tm', 'share'],
     tmVolumes: ['tm'],
     forkVolumes: ['tm', 'share'],
     createdAt: 1_700_000_000_000,

@@ -6,6 +6,7 @@ import type { CommandSpec } from '../dispatch.js';
 import { AfpError } from '../errors.js';
 import { kFPCallNotSupported, kFPMiscErr, kFPParamErr } from '../result-codes.js';
 import type { AfpSession } from '../session.js';
+import { restoreSession } from '../session-restore.js';
 
 /** FPGetSessionToken types (APG; AFP-FACTS §3.8, §7.1). */
 export const TokenType = {
@@ -123,7 +124,14 @@ async function disconnectOldSession(s: AfpSession, r: Reader): Promise<Record<st
     throw new AfpError(kFPMiscErr, 'the token belongs to another user');
   }
   const old = s.ctx.sessions.local(token);
-  if (!old || old.state === 'ended') throw new AfpError(kFPMiscErr, `session ${rec.id} is not held by this node`);
+  if (!old) {
+    // Held by another node (or an earlier process of this one): restorable once that node is dead.
+    if (rec.node === s.ctx.nodeId) throw new AfpError(kFPMiscErr, `session ${rec.id} is gone`);
+    if (!(await s.ctx.sessions.waitForLapse(rec.node))) throw new AfpError(kFPMiscErr, `session ${rec.id} is held by live node ${rec.node}`);
+    await restoreSession(s, rec);
+    return {};
+  }
+  if (old.state === 'ended') throw new AfpError(kFPMiscErr, `session ${rec.id} has ended`);
   if (old.resuming) throw new AfpError(kFPMiscErr, `session ${old.id} is being resumed already`);
   old.resuming = true;
   try {

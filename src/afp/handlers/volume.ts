@@ -93,7 +93,7 @@ export const volumeCommands: CommandSpec[] = [
       s.log.info({ volume: v.name }, 'volume opened');
       // Lock stealing finds sessions holding a Time Machine volume through their records (this
       // node's own sessions also in memory, so a store failure only costs the crash case).
-      if (v.def.timeMachine) await s.persist().catch((err: unknown) => s.log.warn({ err }, 'could not record the session'));
+      if (v.def.timeMachine || s.recorded) await s.persist().catch((err: unknown) => s.log.warn({ err }, 'could not record the session'));
       return { payload: await volumeParams(v, bitmap) };
     },
   },
