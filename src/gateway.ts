@@ -4,6 +4,7 @@ import { buildCommandTable } from './afp/command-table.js';
 import type { AfpServerContext } from './afp/context.js';
 import { AfpSession } from './afp/session.js';
 import { SessionRegistry } from './afp/session-registry.js';
+import { LeaseReaper } from './cluster/lease-reaper.js';
 import { serverFlags, statusBlock } from './afp/status.js';
 import { UserAuthenticator } from './auth/authenticator.js';
 import { LoginThrottle } from './auth/login-throttle.js';
@@ -38,6 +39,8 @@ export class Gateway {
   private stopping: Promise<void> | null = null;
   /** Null when bonjour.enabled is false. */
   bonjour: BonjourAdvertiser | null = null;
+  /** Releases what dead nodes (of a pair, or earlier processes of this one) left in the fork stores. */
+  reaper: LeaseReaper | null = null;
 
   private constructor(
     readonly config: GatewayConfig,
@@ -131,6 +134,16 @@ export class Gateway {
       const listened = await server.listen(config.listen.host, config.listen.port, config.listen.fallbackPort);
       const gw = new Gateway(config, meta, server, ctx, nodeId, listened.host, listened.port, listened.fellBack, log, volumes, { objects, cache, uploads });
       await gw.registerNode();
+      gw.reaper = new LeaseReaper({
+        nodeId,
+        volumes: () => volumes.all(),
+        sessions: meta.sessions(),
+        liveNodes: async () => new Set((await meta.listNodes()).map((n) => n.id)),
+        graceMs: NODE_LEASE_MS,
+        intervalMs: NODE_LEASE_MS / 3,
+        log: log.child({ component: 'lease-reaper' }),
+      });
+      gw.reaper.start();
       gw.startBonjour(identity.signature);
       log.info(
         { host: listened.host, port: listened.port, metadata: meta.kind, volumes: config.volumes.map((v) => v.name), uams: config.auth.uams, node: nodeId },
@@ -210,6 +223,7 @@ export class Gateway {
     this.stopping ??= (async () => {
       this.ctx.shuttingDown = true;
       if (this.renewTimer) clearInterval(this.renewTimer);
+      await this.reaper?.stop();
       // Goodbyes first, so browsing Macs drop the server before it stops answering.
       await this.bonjour?.stop().catch((err: unknown) => this.log.warn({ err }, 'Bonjour goodbye failed'));
       void this.server.stopAccepting();
