@@ -25,6 +25,11 @@
  * round of FPSyncFork, with those bands still open on the writing node and nothing uploading by
  * itself, the suite reads them through a second gateway with an empty cache.
  *
+ * With TmWorkloadOptions.failover, the drop in (e) is the death of the node: the workload
+ * makes every acknowledged byte durable first, the node runs the whole in-flight batch (which
+ * ends with syncs), the connection is cut, `failover` kills the node and names the survivor,
+ * and the reconnect and every later connection go there (test/cluster/tm-failover.test.ts).
+ *
  * The band traffic is a plan made up front from a seed (makePlan), so bench/time-machine.ts
  * can run the very same writes, truncations, deletes and syncs against plain local files.
  * Sizes: AFPGW_TEST_TM_MIB (band bytes written, default 64), AFPGW_TEST_TM_SEED.
@@ -388,6 +393,14 @@ export interface TmStats {
   /** Time spent in TmWorkloadOptions.syncCheck (not in bandSeconds). */
   syncCheckSeconds: number;
   counts: Record<string, number>;
+  /** The band-traffic request that waited longest for its reply (a stall shows here), and when it was answered (performance.now()). */
+  slowest: { what: string; seconds: number; answeredAt: number };
+  /**
+   * With TmWorkloadOptions.failover (performance.now() times): when `failover` named the new
+   * endpoint, when the reconnect there was accepted (FPDisconnectOldSession answered) and when
+   * the first request left unanswered by the dead node was answered.
+   */
+  failover?: { endpointAt: number; reconnectedAt: number; firstReplyAt: number };
 }
 
 export interface TmWorkloadOptions {
@@ -409,6 +422,19 @@ export interface TmWorkloadOptions {
    * hold now; the backup goes on once it resolves.
    */
   syncCheck?: { round: number; check: (o: { bundle: string; files: Map<string, Buffer> }) => Promise<void> };
+  /**
+   * The drop is the death of the node: called once the connection is cut and before the
+   * reconnect (kill the node here), it returns where the Mac reaches the pair now; the
+   * reconnect and every later connection (the restart's) go there.
+   *
+   * A dead node may lose what it acknowledged but had not synced (the durability contract),
+   * and which of it survives is up to its uploads, so to keep the model exact the Mac syncs
+   * every dirty fork before the drop, and the batch in flight ends with FPSyncFork of the
+   * bands it wrote and of the log, then an FPSetExtAttr on the bundle; the drop waits until
+   * the node has run the whole batch (requests of a session run in order, so the xattr shows
+   * it) before cutting the connection. Every lost reply is then the replay cache's to answer.
+   */
+  failover?: () => Promise<{ host: string; port: number }>;
 }
 
 export function newPool(): Buffer {
@@ -465,11 +491,16 @@ class Pipeline {
   private readonly inFlight = new Set<Promise<void>>();
   private failure: Error | null = null;
 
-  constructor(private readonly depth: number) {}
+  /** `answered` hears of every reply, with the milliseconds from send to answer. */
+  constructor(
+    private readonly depth: number,
+    private readonly answered: (what: string, ms: number) => void = () => undefined,
+  ) {}
 
   async add(what: string, p: Promise<unknown>): Promise<void> {
+    const sent = performance.now();
     const q = p.then(
-      () => undefined,
+      () => this.answered(what, performance.now() - sent),
       (e: unknown) => {
         this.failure ??= new Error(`${what}: ${describeError(e)}`, { cause: e });
       },
@@ -500,7 +531,9 @@ async function writeWholeFile(v: AfpVolume, dir: number, name: string, data: Buf
  * model of what the bundle must now hold, for verifyBundle.
  */
 export async function timeMachineWorkload(o: TmWorkloadOptions): Promise<{ model: BundleModel; stats: TmStats }> {
-  const { host, port, plan, pool } = o;
+  const { plan, pool } = o;
+  // Where the Mac reaches the server; after a failover, the surviving node.
+  let { host, port } = o;
   const login = o.login ?? TM_LOGIN;
   const volume = o.volume ?? TM_VOLUME;
   const clientId = o.clientId ?? MAC_ID;
@@ -586,7 +619,15 @@ export async function timeMachineWorkload(o: TmWorkloadOptions): Promise<{ model
 
   // d–f. the band traffic.
   let forks = new Map<number, AfpFork>();
-  let pipe = new Pipeline(depth);
+  let slowest = { what: '(none)', seconds: 0, answeredAt: 0 };
+  const answered = (what: string, ms: number): void => {
+    if (ms / 1000 > slowest.seconds) slowest = { what, seconds: ms / 1000, answeredAt: performance.now() };
+  };
+  let pipe = new Pipeline(depth, answered);
+  /** Bands written or truncated since their last FPSyncFork (or FPSyncDir), open or not; the log likewise. */
+  const dirty = new Set<number>();
+  let logDirty = false;
+  let failoverStats: TmStats['failover'];
   let reconnectMs = 0;
   let restartMs = 0;
   let replayed = 0;
@@ -607,6 +648,7 @@ export async function timeMachineWorkload(o: TmWorkloadOptions): Promise<{ model
       case 'write': {
         const data = pool.subarray(op.src, op.src + op.length);
         file(bandFile(op.band)).write(op.offset, data);
+        dirty.add(op.band);
         const end = op.offset + op.length;
         const what = `FPWriteExt ${bandFile(op.band)} [${op.offset}, ${end})`;
         return {
@@ -618,6 +660,7 @@ export async function timeMachineWorkload(o: TmWorkloadOptions): Promise<{ model
       }
       case 'append': {
         const data = pool.subarray(op.src, op.src + op.length);
+        logDirty = true;
         const f = file(LOG);
         f.write(f.length, data);
         const end = f.length;
@@ -631,11 +674,14 @@ export async function timeMachineWorkload(o: TmWorkloadOptions): Promise<{ model
       case 'flush':
         return { what: `FPFlushFork ${bandFile(op.band)}`, reply: forkOf(op.band).flush() };
       case 'sync':
+        dirty.delete(op.band);
         return { what: `FPSyncFork ${bandFile(op.band)}`, reply: forkOf(op.band).sync() };
       case 'syncLog':
+        logDirty = false;
         return { what: `FPSyncFork ${LOG}`, reply: log.sync() };
       case 'truncate':
         file(bandFile(op.band)).truncate(op.length);
+        dirty.add(op.band);
         return { what: `FPSetForkParms ${bandFile(op.band)} length ${op.length}`, reply: forkOf(op.band).setLength(op.length) };
       case 'close': {
         const f = forkOf(op.band);
@@ -644,16 +690,38 @@ export async function timeMachineWorkload(o: TmWorkloadOptions): Promise<{ model
       }
       case 'delete':
         model.files.delete(bandFile(op.band));
+        dirty.delete(op.band);
         return { what: `FPDelete ${bandFile(op.band)}`, reply: v.delete(bandsId, bandName(op.band)) };
       case 'syncDirs':
+        // Every fork of a file in bands/ and in the bundle is durable after it.
+        dirty.clear();
+        logDirty = false;
         return { what: 'FPSyncDir bands/ and the bundle', reply: v.syncDir(bandsId).then(() => v.syncDir(bundleId)) };
       default:
         return null;
     }
   };
 
+  /** The failover's barrier: FPSyncFork of every dirty open band and the log, FPSyncDir of bands/ for closed ones. */
+  const syncEverything = async (): Promise<void> => {
+    const closedDirty = [...dirty].some((b) => !forks.has(b));
+    for (const b of [...dirty].filter((x) => forks.has(x))) {
+      const r = request({ kind: 'sync', band: b })!;
+      await pipe.add(r.what, r.reply);
+    }
+    if (logDirty) {
+      const r = request({ kind: 'syncLog' })!;
+      await pipe.add(r.what, r.reply);
+    }
+    if (closedDirty) await pipe.add('FPSyncDir bands/', v.syncDir(bandsId));
+    dirty.clear();
+    await pipe.drain();
+  };
+
   const drop = async (batch: TmOp[]): Promise<void> => {
     await pipe.drain();
+    const failover = o.failover;
+    if (failover) await syncEverything();
     const t = performance.now();
     // Another session (same user, no session token) watches the server run the requests.
     const watcher = await AfpClient.connect(host, port);
@@ -662,13 +730,31 @@ export async function timeMachineWorkload(o: TmWorkloadOptions): Promise<{ model
     const logBefore = model.files.get(LOG)!.length;
     // Replies are no longer read: they are lost with the connection.
     c.dsi.socket.pause();
-    const outcomes = batch.map((op) => {
-      const r = request(op)!;
-      return r.reply.then(
-        () => ({ what: r.what, error: null as string | null }),
+    const sent: { what: string; reply: Promise<unknown> }[] = batch.map((op) => request(op)!);
+    let marker: Buffer | undefined;
+    if (failover) {
+      // The node will die: what it acknowledged must be synced by then (see TmWorkloadOptions.failover).
+      const written = [...new Set(batch.flatMap((op) => (op.kind === 'write' ? [op.band] : [])))].sort((x, y) => x - y);
+      for (const b of written) sent.push(request({ kind: 'sync', band: b })!);
+      sent.push(request({ kind: 'syncLog' })!);
+      const name = 'com.apple.backupd.SnapshotVolumeUUID';
+      const value = randomBytes(340);
+      sent.push({ what: `FPSetExtAttr ${bundle} ${name}`, reply: v.setXattr(ROOT, [bundle], name, value) });
+      let m = model.xattrs.get('');
+      if (!m) model.xattrs.set('', (m = new Map()));
+      m.set(name, value);
+      marker = value;
+    }
+    let firstReplyAt: number | undefined;
+    const outcomes = sent.map((r) =>
+      r.reply.then(
+        () => {
+          firstReplyAt ??= performance.now();
+          return { what: r.what, error: null as string | null };
+        },
         (e: unknown) => ({ what: r.what, error: describeError(e) }),
-      );
-    });
+      ),
+    );
     const created = batch.find((op) => op.kind === 'create')!;
     const appendAt = batch.findIndex((op) => op.kind === 'append');
     const logAfter = model.files.get(LOG)!.length;
@@ -680,11 +766,27 @@ export async function timeMachineWorkload(o: TmWorkloadOptions): Promise<{ model
       return len === logAfter;
     });
     ranBeforeDrop = appendAt + 1;
+    if (marker) {
+      // The xattr is the batch's last request: once it is set, the node ran (and synced) everything.
+      const want = marker;
+      const current = () => wv.getXattr(ROOT, [bundle], 'com.apple.backupd.SnapshotVolumeUUID').catch(() => Buffer.alloc(0));
+      await until('the server to run the whole batch, up to the FPSetExtAttr', async () => (await current()).equals(want), 60_000);
+      ranBeforeDrop = sent.length;
+    }
     c.dsi.socket.destroy();
     await watcher.close();
-    progress(`connection dropped with ${batch.length} requests unanswered`);
-    await c.reconnect(host, port, login, token1);
+    progress(`connection dropped with ${sent.length} requests unanswered`);
+    if (failover) {
+      ({ host, port } = await failover());
+      const endpointAt = performance.now();
+      progress(`failing over to ${host}:${port}`);
+      await c.reconnect(host, port, login, token1);
+      failoverStats = { endpointAt, reconnectedAt: performance.now(), firstReplyAt: 0 };
+    } else {
+      await c.reconnect(host, port, login, token1);
+    }
     const results = await withTimeout(Promise.all(outcomes), 30_000, 'the requests in flight at the drop, after the reconnect');
+    if (failoverStats) failoverStats.firstReplyAt = firstReplyAt ?? performance.now();
     replayed = results.length;
     const failed = results.filter((x) => x.error !== null);
     assert.deepEqual(failed, [], 'every request in flight at the drop succeeds after the reconnect (no kFPObjectExists, no second append)');
@@ -725,7 +827,7 @@ export async function timeMachineWorkload(o: TmWorkloadOptions): Promise<{ model
     log = await v.openFork(bundleId, LOG, { mode: RW });
     assert.equal(await log.length(), model.files.get(LOG)!.length, 'the log kept every acknowledged append');
     forks = new Map();
-    pipe = new Pipeline(depth);
+    pipe = new Pipeline(depth, answered);
     restartMs += performance.now() - t;
   };
 
@@ -751,9 +853,11 @@ export async function timeMachineWorkload(o: TmWorkloadOptions): Promise<{ model
     if (op.kind === 'drop') await drop(op.batch);
     else if (op.kind === 'restart') await restart();
     else if (op.kind === 'open') {
+      const sent = performance.now();
       const f = await v.openFork(bandsId, bandName(op.band), { mode: BAND_MODE }).catch((e: unknown) => {
         throw new Error(`FPOpenFork ${bandFile(op.band)}: ${describeError(e)}`, { cause: e });
       });
+      answered(`FPOpenFork ${bandFile(op.band)}`, performance.now() - sent);
       forks.set(op.band, f);
     } else {
       const r = request(op)!;
@@ -791,6 +895,8 @@ export async function timeMachineWorkload(o: TmWorkloadOptions): Promise<{ model
       ranBeforeDrop,
       syncCheckSeconds: syncCheckMs / 1000,
       counts: plan.counts,
+      slowest,
+      ...(failoverStats ? { failover: failoverStats } : {}),
     },
   };
 }
