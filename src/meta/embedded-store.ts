@@ -7,6 +7,7 @@
  *   counter:uid        last uid handed out (absent until the first user)
  *   server:identity    { signature, createdAt }
  *   node:<id>          NodeLease
+ *   lease:<name>       { holder, expiresAt } (named leases)
  *   ns:<volume>:...    a volume's namespace (see embedded-namespace.ts)
  *   fk:<volume>:...    a volume's open forks and locks (see embedded-forks.ts)
  *   ss:...             session records and replay caches (see embedded-sessions.ts)
@@ -37,7 +38,7 @@ import {
 } from './meta-store.js';
 import type { NamespaceOptions, NamespaceStore } from './namespace.js';
 import type { SessionStore } from './sessions.js';
-import { checkTtl, compareKeys, copyIdentity, copyNodeInfo, copyPassword } from './records.js';
+import { checkLease, checkTtl, compareKeys, copyIdentity, copyNodeInfo, copyPassword } from './records.js';
 
 const FIRST_UID = 1000;
 
@@ -47,13 +48,20 @@ const K = {
   uidCounter: 'counter:uid',
   identity: 'server:identity',
   node: (id: string) => `node:${id}`,
+  lease: (name: string) => `lease:${name}`,
 } as const;
 
 /** Key ranges for listing: ';' is the character after ':', so [p:, p;) holds exactly the p: keys. */
 const USER_RANGE = { start: 'user:', end: 'user;' };
 const NODE_RANGE = { start: 'node:', end: 'node;' };
 
-type Value = UserRecord | NodeLease | ServerIdentity | string | number;
+/** A named lease (claimLease). */
+interface LeaseRecord {
+  holder: string;
+  expiresAt: number;
+}
+
+type Value = UserRecord | NodeLease | ServerIdentity | LeaseRecord | string | number;
 
 /** When the embedded store's commits reach the disk. */
 export type EmbeddedSyncMode = 'periodic' | 'commit';
@@ -215,6 +223,33 @@ export class EmbeddedMetaStore implements MetaStore {
       if (lease.expiresAt > now) live.push(lease);
     }
     return live.sort((a, b) => compareKeys(a.id, b.id));
+  }
+
+  async claimLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
+    checkLease(name, holder);
+    checkTtl(ttlMs);
+    return this.db.transaction(() => {
+      const lease = this.db.get(K.lease(name)) as LeaseRecord | undefined;
+      // The clock is read inside the transaction: the callback may run a little after the call.
+      const now = Date.now();
+      if (lease && lease.holder !== holder && lease.expiresAt > now) return false;
+      this.db.putSync(K.lease(name), { holder, expiresAt: now + ttlMs });
+      return true;
+    });
+  }
+
+  async releaseLease(name: string, holder: string): Promise<void> {
+    checkLease(name, holder);
+    await this.db.transaction(() => {
+      const lease = this.db.get(K.lease(name)) as LeaseRecord | undefined;
+      if (lease?.holder === holder) this.db.removeSync(K.lease(name));
+    });
+  }
+
+  async leaseHolder(name: string): Promise<string | undefined> {
+    checkLease(name);
+    const lease = this.db.get(K.lease(name)) as LeaseRecord | undefined;
+    return lease && lease.expiresAt > Date.now() ? lease.holder : undefined;
   }
 
   /** One instance per volume; the first caller's options stay with it. */

@@ -84,6 +84,19 @@ export interface MetaStore {
   listNodes(): Promise<NodeLease[]>;
 
   /**
+   * Named leases: at most one holder per name at a time (e.g. `advertiser`, held by the
+   * node that answers Bonjour). Takes the lease when it is free or lapsed, renews it when
+   * `holder` already holds it, and refuses while another holder's lease is live. True when
+   * `holder` holds the lease afterwards, for `ttlMs` from now. Time is the backend's clock
+   * (Redis: TIME), so the nodes of a pair need not agree on the time.
+   */
+  claimLease(name: string, holder: string, ttlMs: number): Promise<boolean>;
+  /** Gives the lease up at once, but only if `holder` holds it; otherwise does nothing. */
+  releaseLease(name: string, holder: string): Promise<void>;
+  /** Who holds the lease now; undefined when it is free or has lapsed. */
+  leaseHolder(name: string): Promise<string | undefined>;
+
+  /**
    * The namespace of one volume. `volumeKey` is a stable identity of the volume (it names
    * the keys, so renaming a volume in the config must not change it); on Redis all of a
    * volume's keys share the hash tag `{v:<volumeKey>}`.

@@ -27,3 +27,9 @@ export function copyNodeInfo(n: NodeInfo): NodeInfo {
 export function copyIdentity(id: ServerIdentity): ServerIdentity {
   return { signature: Buffer.from(id.signature), createdAt: id.createdAt };
 }
+
+/** A named lease's name and holder are parts of keys: non-empty strings. */
+export function checkLease(name: string, holder?: string): void {
+  if (typeof name !== 'string' || name === '') throw new RangeError(`lease name must be a non-empty string, got ${JSON.stringify(name)}`);
+  if (holder !== undefined && (typeof holder !== 'string' || holder === '')) throw new RangeError(`lease holder must be a non-empty string, got ${JSON.stringify(holder)}`);
+}

@@ -10,6 +10,7 @@
  *   <p>:{global}:identity         JSON { signature (base64), createdAt }
  *   <p>:{global}:node:<id>        hash: info (JSON NodeInfo), expiresAt; PEXPIREAT = the lease
  *   <p>:{global}:nodes            sorted set id -> expiresAt (listing)
+ *   <p>:{global}:lease:<name>     hash: holder, expiresAt; PEXPIREAT = the lease (named leases)
  *
  * A volume's namespace lives under its own hash tag, <p>:{v:<volumeKey>} (see redis-namespace.ts);
  * session records and replay caches under <p>:{sess} (see redis-sessions.ts).
@@ -38,7 +39,7 @@ import {
   type UserRecord,
 } from './meta-store.js';
 import type { NamespaceOptions, NamespaceStore } from './namespace.js';
-import { checkTtl, compareKeys, copyNodeInfo, copyPassword } from './records.js';
+import { checkLease, checkTtl, compareKeys, copyNodeInfo, copyPassword } from './records.js';
 import { RedisForkStore } from './redis-forks.js';
 import { RedisNamespace } from './redis-namespace.js';
 import { RedisSessionStore } from './redis-sessions.js';
@@ -146,6 +147,37 @@ redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 return 1`,
   },
+  // KEYS: lease. ARGV: holder, ttl ms. Returns 1 when the holder has the lease afterwards.
+  // The expiresAt check does not rely on Redis having expired the key yet. Idempotent: run
+  // again (a resend after a failover), it renews what the first run took and answers 1 again.
+  afpgwClaimLease: {
+    numberOfKeys: 1,
+    idempotent: true,
+    lua: `${LUA_NOW}
+local cur = redis.call('HMGET', KEYS[1], 'holder', 'expiresAt')
+if cur[1] and cur[1] ~= ARGV[1] and tonumber(cur[2]) and tonumber(cur[2]) > now then return 0 end
+local exp = now + tonumber(ARGV[2])
+redis.call('HSET', KEYS[1], 'holder', ARGV[1], 'expiresAt', string.format('%d', exp))
+redis.call('PEXPIREAT', KEYS[1], string.format('%d', exp))
+return 1`,
+  },
+  // KEYS: lease. ARGV: holder. Deletes the lease only if the holder holds it.
+  afpgwReleaseLease: {
+    numberOfKeys: 1,
+    idempotent: true,
+    lua: `
+if redis.call('HGET', KEYS[1], 'holder') == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1`,
+  },
+  // KEYS: lease. Returns the live holder, or false.
+  afpgwLeaseHolder: {
+    numberOfKeys: 1,
+    idempotent: true,
+    lua: `${LUA_NOW}
+local cur = redis.call('HMGET', KEYS[1], 'holder', 'expiresAt')
+if cur[1] and tonumber(cur[2]) and tonumber(cur[2]) > now then return cur[1] end
+return false`,
+  },
 } as const;
 
 /** The commands `defineCommand` adds at run time; ioredis cannot type them itself. */
@@ -157,6 +189,9 @@ interface ScriptedRedis extends Redis {
   afpgwRegisterNode(node: string, nodes: string, id: string, info: string, ttlMs: string): Promise<number>;
   afpgwRenewNode(node: string, nodes: string, id: string, ttlMs: string): Promise<number>;
   afpgwUnregisterNode(node: string, nodes: string, id: string): Promise<number>;
+  afpgwClaimLease(lease: string, holder: string, ttlMs: string): Promise<number>;
+  afpgwReleaseLease(lease: string, holder: string): Promise<number>;
+  afpgwLeaseHolder(lease: string): Promise<string | null>;
 }
 
 export class RedisMetaStore implements MetaStore {
@@ -321,6 +356,24 @@ export class RedisMetaStore implements MetaStore {
     return leases.sort((a, b) => compareKeys(a.id, b.id));
   }
 
+  async claimLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
+    checkLease(name, holder);
+    checkTtl(ttlMs);
+    const n = await this.call(() => this.redis.afpgwClaimLease(this.k.lease(name), holder, String(ttlMs)));
+    return n === 1;
+  }
+
+  async releaseLease(name: string, holder: string): Promise<void> {
+    checkLease(name, holder);
+    await this.call(() => this.redis.afpgwReleaseLease(this.k.lease(name), holder));
+  }
+
+  async leaseHolder(name: string): Promise<string | undefined> {
+    checkLease(name);
+    const holder = await this.call(() => this.redis.afpgwLeaseHolder(this.k.lease(name)));
+    return holder ?? undefined;
+  }
+
   /** One instance per volume; the first caller's options stay with it. */
   namespace(volumeKey: string, opts: NamespaceOptions): NamespaceStore {
     let ns = this.namespaces.get(volumeKey);
@@ -399,6 +452,7 @@ function keys(prefix: string) {
     identity: `${g}:identity`,
     node: (id: string) => `${g}:node:${id}`,
     nodes: `${g}:nodes`,
+    lease: (name: string) => `${g}:lease:${name}`,
   };
 }
 

@@ -363,5 +363,71 @@ export function metaStoreContract(name: string, open: OpenStore): void {
         assert.deepEqual(await store.listNodes(), []);
       }));
     });
+
+    describe('named leases', () => {
+      it('is claimed when free, renewed by its holder, and refused to another holder while live', withStore(async ({ store }) => {
+        assert.equal(await store.leaseHolder('advertiser'), undefined);
+        assert.equal(await store.claimLease('advertiser', 'node-a', 10_000), true);
+        assert.equal(await store.leaseHolder('advertiser'), 'node-a');
+        assert.equal(await store.claimLease('advertiser', 'node-b', 10_000), false);
+        assert.equal(await store.leaseHolder('advertiser'), 'node-a', 'a refused claim changes nothing');
+        assert.equal(await store.claimLease('advertiser', 'node-a', 10_000), true, 'the holder renews');
+        assert.equal(await store.leaseHolder('advertiser'), 'node-a');
+        // Names are independent.
+        assert.equal(await store.claimLease('other', 'node-b', 10_000), true);
+        assert.equal(await store.leaseHolder('other'), 'node-b');
+        assert.equal(await store.leaseHolder('advertiser'), 'node-a');
+        assert.equal(await store.leaseHolder('never-claimed'), undefined);
+      }));
+
+      it('renewal outlives the first ttl', withStore(async ({ store }) => {
+        assert.equal(await store.claimLease('l', 'a', 400), true);
+        await sleep(250);
+        assert.equal(await store.claimLease('l', 'a', 600), true);
+        await sleep(300);
+        assert.equal(await store.leaseHolder('l'), 'a', 'alive after the first ttl');
+        assert.equal(await store.claimLease('l', 'b', 10_000), false);
+      }));
+
+      it('lapses: another holder takes it, and the old holder is refused', withStore(async ({ store }) => {
+        assert.equal(await store.claimLease('l', 'a', 200), true);
+        await sleep(400);
+        assert.equal(await store.leaseHolder('l'), undefined, 'a lapsed lease has no holder');
+        assert.equal(await store.claimLease('l', 'b', 10_000), true, 'taken after the lapse');
+        assert.equal(await store.leaseHolder('l'), 'b');
+        assert.equal(await store.claimLease('l', 'a', 10_000), false, 'the old holder cannot renew it back');
+      }));
+
+      it('is released by its holder only; a release by anyone else is a no-op', withStore(async ({ store }) => {
+        assert.equal(await store.claimLease('l', 'a', 10_000), true);
+        await store.releaseLease('l', 'b');
+        assert.equal(await store.leaseHolder('l'), 'a', 'a non-holder cannot release it');
+        assert.equal(await store.claimLease('l', 'b', 10_000), false);
+        await store.releaseLease('l', 'a');
+        assert.equal(await store.leaseHolder('l'), undefined);
+        await store.releaseLease('l', 'a');
+        await store.releaseLease('never-claimed', 'a');
+        assert.equal(await store.claimLease('l', 'b', 10_000), true, 'free again at once');
+        assert.equal(await store.leaseHolder('l'), 'b');
+      }));
+
+      it('gives exactly one of 10 concurrent claimants the lease', withStore(async ({ store }) => {
+        const won = await Promise.all(Array.from({ length: 10 }, (_, i) => store.claimLease('l', `node-${i}`, 10_000)));
+        assert.equal(won.filter(Boolean).length, 1);
+        assert.equal(await store.leaseHolder('l'), `node-${won.indexOf(true)}`);
+      }));
+
+      it('rejects a ttl that is not a positive integer, and an empty name or holder', withStore(async ({ store }) => {
+        for (const ttl of [0, -1, 1.5, Number.NaN]) {
+          await assert.rejects(store.claimLease('l', 'a', ttl), RangeError);
+        }
+        assert.equal(await store.leaseHolder('l'), undefined);
+        await assert.rejects(store.claimLease('', 'a', 10_000), RangeError);
+        await assert.rejects(store.claimLease('l', '', 10_000), RangeError);
+        await assert.rejects(store.releaseLease('l', ''), RangeError);
+        await assert.rejects(store.leaseHolder(''), RangeError);
+        assert.equal(await store.leaseHolder('l'), undefined);
+      }));
+    });
   });
 }

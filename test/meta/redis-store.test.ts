@@ -82,16 +82,19 @@ describe('RedisMetaStore specifics', () => {
       await store.registerNode({ id: 'n2', host: 'h', port: 548, version: 'v', startedAt: 1 }, 10_000);
       await store.listUsers();
       await store.listNodes();
+      await store.claimLease('advertiser', 'n1', 10_000);
+      await store.leaseHolder('advertiser');
 
       const written = (await admin.keys(`${keyPrefix}:*`)).sort();
       assert.ok(written.length >= 8, `keys: ${written.join(' ')}`);
       for (const key of written) assert.ok(key.startsWith(`${keyPrefix}:{global}:`), key);
       assert.deepEqual(
         written.filter((k) => !k.includes(':user:') && !k.includes(':node:')).map((k) => k.slice(keyPrefix.length)),
-        [':{global}:counter:uid', ':{global}:identity', ':{global}:nodes', ':{global}:uids', ':{global}:users'],
+        [':{global}:counter:uid', ':{global}:identity', ':{global}:lease:advertiser', ':{global}:nodes', ':{global}:uids', ':{global}:users'],
       );
       // Leases expire on their own.
       assert.ok((await admin.pttl(`${keyPrefix}:{global}:node:n1`)) > 0);
+      assert.ok((await admin.pttl(`${keyPrefix}:{global}:lease:advertiser`)) > 0);
     } finally {
       admin.disconnect();
       await store.close();
