@@ -13,6 +13,7 @@ import { selectUams } from './auth/uams.js';
 import { UserDirectory } from './auth/user-directory.js';
 import type { GatewayConfig } from './config/schema.js';
 import { BonjourAdvertiser } from './discovery/advertiser.js';
+import { AdvertiserLeader } from './cluster/advertiser-leader.js';
 import { volumeUuid } from './discovery/records.js';
 import { DsiAttention } from './dsi/header.js';
 import { DsiServer } from './dsi/server.js';
@@ -37,8 +38,10 @@ const NODE_LEASE_MS = 15_000;
 export class Gateway {
   private renewTimer: NodeJS.Timeout | null = null;
   private stopping: Promise<void> | null = null;
-  /** Null when bonjour.enabled is false. */
+  /** The running advertiser, while this node holds the advertiser lease; null otherwise. */
   bonjour: BonjourAdvertiser | null = null;
+  /** Claims the advertiser lease and advertises while holding it; null when bonjour.enabled is false. */
+  advertiserLeader: AdvertiserLeader | null = null;
   /** Releases what dead nodes (of a pair, or earlier processes of this one) left in the fork stores. */
   reaper: LeaseReaper | null = null;
 
@@ -180,13 +183,27 @@ export class Gateway {
   }
 
   /**
-   * Advertises the server over Bonjour with the port it actually listens on. Not awaited:
-   * probing takes about a second and its failures are only logged (AFP works without it).
+   * The advertiser lease's term; each node claims it every third of that (2 s). Shorter than
+   * NODE_LEASE_MS (15 s) on purpose: the node lease's term only delays session restores, which
+   * wait for a dead node anyway, but this one is how long browsing Macs cannot find the pair
+   * after the advertising node dies. The other node takes over 4 to 8 s after a death (the
+   * lapse, then its next claim) plus about a second of Bonjour probing, and within one claim
+   * interval of a graceful stop (which releases the lease). Two claims in a row may still
+   * fail (a stalled process, a Redis restart) before the holder gives Bonjour up. With the
+   * embedded store the single node always wins the lease.
+   */
+  static readonly ADVERTISER_LEASE_MS = 6_000;
+
+  /**
+   * Advertises the server over Bonjour with the port it actually listens on, while this node
+   * holds the advertiser lease (of a pair, only one node answers). Not awaited: probing takes
+   * about a second and its failures are only logged (AFP works without it).
    */
   private startBonjour(signature: Buffer): void {
     const b = this.config.bonjour;
     if (!b.enabled) return;
-    this.bonjour = new BonjourAdvertiser({
+    const log = this.log.child({ component: 'bonjour' });
+    const options = {
       serverName: this.config.serverName,
       hostName: b.hostName,
       port: this.port,
@@ -196,9 +213,26 @@ export class Gateway {
         .map((v) => ({ name: v.name, uuid: volumeUuid(signature, volumeKey(v)) })),
       model: b.model,
       interfaces: b.interfaces,
-      log: this.log.child({ component: 'bonjour' }),
+      log,
+    };
+    this.advertiserLeader = new AdvertiserLeader({
+      leases: this.meta,
+      holder: this.nodeId,
+      ttlMs: Gateway.ADVERTISER_LEASE_MS,
+      log,
+      advertise: () => {
+        const adv = new BonjourAdvertiser(options);
+        this.bonjour = adv;
+        return {
+          start: () => adv.start(),
+          stop: () => {
+            if (this.bonjour === adv) this.bonjour = null;
+            return adv.stop();
+          },
+        };
+      },
     });
-    void this.bonjour.start();
+    this.advertiserLeader.start();
   }
 
   private async registerNode(): Promise<void> {
@@ -224,8 +258,9 @@ export class Gateway {
       this.ctx.shuttingDown = true;
       if (this.renewTimer) clearInterval(this.renewTimer);
       await this.reaper?.stop();
-      // Goodbyes first, so browsing Macs drop the server before it stops answering.
-      await this.bonjour?.stop().catch((err: unknown) => this.log.warn({ err }, 'Bonjour goodbye failed'));
+      // Goodbyes first, so browsing Macs drop the server before it stops answering; then the
+      // advertiser lease goes, and the other node of a pair advertises from its next claim.
+      await this.advertiserLeader?.stop();
       void this.server.stopAccepting();
       for (const c of this.server.allConnections()) c.attention(DsiAttention.Shutdown);
       if (noticeMs > 0 && this.server.connectionCount > 0) await new Promise((r) => setTimeout(r, noticeMs));
