@@ -73,6 +73,10 @@ metadata:
   # # Replicas that must acknowledge a sync (Redis WAIT) before FPSyncFork returns.
   # waitReplicas: 0
   # waitTimeoutMs: 1000
+  # # How long a request waits for Redis to come back (a restart, a Sentinel failover)
+  # # before it fails. Keep it longer than Sentinel takes to fail over (down-after plus a
+  # # few seconds); at most 90.
+  # failoverWaitSeconds: 30
 
 # Where file data lives.
 objects:

@@ -177,6 +177,8 @@ export const redisMetadataSchema = z
     waitReplicas: int(0, 64).default(0),
     // WAIT with a timeout of 0 blocks forever, which would hang FPSyncFork.
     waitTimeoutMs: int(1, 600_000, '0 would make WAIT block forever').default(1000),
+    // A resent script's reply is kept 120 s (src/meta/redis-scripts.ts); a call must give up before.
+    failoverWaitSeconds: int(1, 90).default(30),
   })
   .superRefine((v, ctx) => {
     if ((v.url === undefined) === (v.sentinels === undefined))

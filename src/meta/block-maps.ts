@@ -88,6 +88,19 @@ export interface BlockMapStore {
   gcDone(entries: readonly GcEntry[]): Promise<void>;
   /** How many entries wait on the queue. */
   gcPending(): Promise<number>;
+  /**
+   * Calls `w.changed` when another node commits a block map or length of a fork of this
+   * volume, and `w.gap` when notices may have been missed (the feed was reconnected), so a
+   * node that holds forks open reloads them instead of serving bytes another node replaced.
+   * Absent where no other node can change the volume (the embedded store). Returns the
+   * function that stops watching.
+   */
+  watchForks?(w: ForkWatcher): () => void;
+}
+
+export interface ForkWatcher {
+  changed(fileId: number, fork: ForkKind): void;
+  gap(): void;
 }
 
 /** Two refs name the same object (null: both absent). */

@@ -13,5 +13,6 @@ export function openMetaStoreFromConfig(cfg: MetadataConfig): Promise<MetaStore>
     keyPrefix: cfg.keyPrefix,
     waitReplicas: cfg.waitReplicas,
     waitTimeoutMs: cfg.waitTimeoutMs,
+    failoverWaitMs: cfg.failoverWaitSeconds * 1000,
   });
 }

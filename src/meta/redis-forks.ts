@@ -23,6 +23,7 @@
 import type { Redis } from 'ioredis';
 import { checkForkOpen, checkOpenId, checkRange, compareStrings, MAX_LOCKS_PER_FORK, sortByOpenId } from './forks-records.js';
 import { ForkError, type ByteRange, type ForkFailure, type ForkOpen, type ForkStore } from './forks.js';
+import { defineScripts, scriptsWith } from './redis-scripts.js';
 import { MetaError, MetaUnavailableError } from './meta-store.js';
 import { checkString, checkVolumeKey, isId } from './namespace-records.js';
 
@@ -201,6 +202,9 @@ for _, n in ipairs(redis.call('SMEMBERS', nodesKey)) do out[#out + 1] = n end
 return out`,
 } as const;
 
+/** Scripts that only read (or only prune what has expired): sent twice, they do no harm. */
+const READS: ReadonlySet<ScriptName> = new Set<ScriptName>(['afpgwFkOpensOf', 'afpgwFkCheck', 'afpgwFkOpensOfSession', 'afpgwFkSessionsOfNode', 'afpgwFkNodes']);
+
 type ScriptName = keyof typeof SCRIPTS;
 type ReplyItem = string | number | null | ReplyItem[];
 
@@ -217,7 +221,7 @@ export class RedisForkStore implements ForkStore {
   constructor(redis: Redis, prefix: string, volumeKey: string) {
     checkVolumeKey(volumeKey);
     if (!('afpgwFkOpen' in redis)) {
-      for (const [name, body] of Object.entries(SCRIPTS)) redis.defineCommand(name, { numberOfKeys: 1, lua: LUA_PRELUDE + body });
+      defineScripts(redis, scriptsWith(LUA_PRELUDE, SCRIPTS, READS));
     }
     this.redis = redis as ScriptedRedis;
     this.base = `${prefix}:{v:${volumeKey}}:fk`;

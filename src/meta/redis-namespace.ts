@@ -32,7 +32,7 @@
  * print a Lua number, which would come out in exponent form.
  */
 import type { Redis } from 'ioredis';
-import type { BlockRef, ForkCommit, ForkCommitResult, GcEntry } from './block-maps.js';
+import type { BlockRef, ForkCommit, ForkCommitResult, ForkWatcher, GcEntry } from './block-maps.js';
 import {
   checkBlockSize,
   checkCommit,
@@ -45,6 +45,8 @@ import {
   gcMember,
   parseGcMember,
 } from './block-map-records.js';
+import type { RedisFeed } from './redis-feed.js';
+import { defineScripts, originOf, scriptsWith } from './redis-scripts.js';
 import type { ForkKind } from './forks.js';
 import { MetaError, MetaUnavailableError } from './meta-store.js';
 import {
@@ -110,6 +112,10 @@ local function append(out, list)
   return out
 end
 local function blkKey(id, f) return base .. ':blk:' .. id .. ':' .. f end
+-- Tells the other nodes that fork f ('d' or 'r') of file id has a new block map or length,
+-- so they reload what they hold of it (see watchForks). Only guarded scripts (redis-scripts.ts)
+-- call it: they know afpgwOrigin, the connection that made the change.
+local function changed(id, f) redis.call('PUBLISH', base .. ':changed', afpgwOrigin .. ' ' .. id .. ' ' .. f) end
 local gcKey = base .. ':gc'
 -- Adds the GC member for the object a '<file>:<gen>' ref names at index idx of fork f to
 -- gc, a list of members that gcFlush queues in one go.
@@ -283,6 +289,7 @@ if #ARGV > 3 then
       local f = (ARGV[i] == 'dataLength' and 'd') or (ARGV[i] == 'rsrcLength' and 'r') or nil
       local from = f and firstDropped(ARGV[i + 1])
       if from then dropBlocks(gc, id, f, from) end
+      if f then changed(id, f) end
     end
     gcFlush(gc, ARGV[3])
   end
@@ -314,6 +321,10 @@ if a ~= b then
   swapKeys(xattrKey(a), xattrKey(b), base .. ':xattr:swap')
   swapKeys(blkKey(a, 'd'), blkKey(b, 'd'), base .. ':blk:swap')
   swapKeys(blkKey(a, 'r'), blkKey(b, 'r'), base .. ':blk:swap')
+  for _, id in ipairs({a, b}) do
+    changed(id, 'd')
+    changed(id, 'r')
+  end
 end
 return append(append({'ok'}, record(a)), record(b))`,
 
@@ -463,12 +474,16 @@ if len ~= '' then
 end
 if mtime ~= '' then redis.call('HSET', k, 'modifiedAt', mtime) end
 gcFlush(gc, now)
+if #ARGV >= 6 or len ~= '' then changed(id, f) end
 return append({'ok'}, record(id))`,
 
   // ARGV: before, limit. Returns {member, score, ...}, oldest first, ties by member bytes.
   afpgwNsGcDue: `
 return redis.call('ZRANGEBYSCORE', gcKey, '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, ARGV[2])`,
 } as const;
+
+/** Scripts that only read (or only prune what has expired): sent twice, they do no harm. */
+const READS: ReadonlySet<ScriptName> = new Set<ScriptName>(['afpgwNsLookup', 'afpgwNsChildren', 'afpgwNsGetXattr', 'afpgwNsListXattrs', 'afpgwNsKvList', 'afpgwNsBlockMap', 'afpgwNsBlockRef', 'afpgwNsGcDue']);
 
 type ScriptName = keyof typeof SCRIPTS;
 type ReplyItem = Buffer | number | null | ReplyItem[];
@@ -488,16 +503,34 @@ export class RedisNamespace implements NamespaceStore {
   private readonly fold: (name: string) => string;
 
   /** `prefix` is the store's key prefix, already checked to be free of braces. */
-  constructor(redis: Redis, prefix: string, volumeKey: string, opts: NamespaceOptions) {
+  /** `feed` gives the store's pub/sub feed, made on first use (a subscriber connection). */
+  constructor(redis: Redis, prefix: string, volumeKey: string, opts: NamespaceOptions, private readonly feed: () => RedisFeed) {
     checkVolumeKey(volumeKey);
     // Defining a command again only replaces it, but there is no need to on every volume.
     if (!('afpgwNsInitBuffer' in redis)) {
-      for (const [name, body] of Object.entries(SCRIPTS)) redis.defineCommand(name, { numberOfKeys: 1, lua: LUA_PRELUDE + body });
+      defineScripts(redis, scriptsWith(LUA_PRELUDE, SCRIPTS, READS));
     }
     this.redis = redis as ScriptedRedis;
     this.base = `${prefix}:{v:${volumeKey}}`;
     this.meta = `${this.base}:meta`;
     this.fold = opts.fold;
+  }
+
+  /**
+   * Guarded scripts publish `<origin> <file> <d|r>` on B:changed in the same step as a fork's
+   * new block map or length (see changed() in the prelude); this connection's own are skipped.
+   */
+  watchForks(w: ForkWatcher): () => void {
+    const own = originOf(this.redis);
+    return this.feed().listen(`${this.base}:changed`, {
+      message: (text) => {
+        const [origin, file, f] = text.split(' ');
+        const id = Number(file);
+        const fork = f === 'd' ? 'data' : f === 'r' ? 'rsrc' : undefined;
+        if (origin !== own && isId(id) && fork !== undefined) w.changed(id, fork);
+      },
+      gap: () => w.gap(),
+    });
   }
 
   async init(rootName: string, init: NodeInit): Promise<NodeRecord> {

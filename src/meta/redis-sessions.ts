@@ -34,6 +34,8 @@ import {
   isUser,
   selectReplies,
 } from './sessions-records.js';
+import type { RedisFeed } from './redis-feed.js';
+import { defineScripts, scriptsWith } from './redis-scripts.js';
 import { MetaConflictError, MetaError, MetaUnavailableError } from './meta-store.js';
 import { checkTtl, compareKeys } from './records.js';
 import type { ReplayEntry, SessionRecord, SessionStore } from './sessions.js';
@@ -135,6 +137,9 @@ if left > 0 then redis.call('PEXPIRE', rk, left) else redis.call('PEXPIRE', rk, 
 return {'ok'}`,
 } as const;
 
+/** Scripts that only read (or only prune what has expired): sent twice, they do no harm. */
+const READS: ReadonlySet<ScriptName> = new Set<ScriptName>(['afpgwSessByToken', 'afpgwSessOfUser']);
+
 type ScriptName = keyof typeof SCRIPTS;
 type ReplyItem = string | number | null | ReplyItem[];
 
@@ -146,9 +151,10 @@ export class RedisSessionStore implements SessionStore {
   private readonly base: string;
 
   /** `prefix` is the store's key prefix, already checked to be free of braces. */
-  constructor(redis: Redis, prefix: string) {
+  /** `feed` gives the store's pub/sub feed, made on first use (a subscriber connection). */
+  constructor(redis: Redis, prefix: string, private readonly feed: () => RedisFeed) {
     if (!('afpgwSessPut' in redis)) {
-      for (const [name, body] of Object.entries(SCRIPTS)) redis.defineCommand(name, { numberOfKeys: 1, lua: LUA_PRELUDE + body });
+      defineScripts(redis, scriptsWith(LUA_PRELUDE, SCRIPTS, READS));
     }
     this.redis = redis as ScriptedRedis;
     this.base = `${prefix}:{sess}`;
@@ -162,6 +168,23 @@ export class RedisSessionStore implements SessionStore {
     if (reply[0] === 'conflict') {
       throw new MetaConflictError(`token of session ${JSON.stringify(record.id)} is held by session ${JSON.stringify(reply[1])}`);
     }
+  }
+
+  /** Published on B:release:<holder> as `<id> <to>`, `-` for "end it". */
+  async requestRelease(holder: string, id: string, to: string | undefined): Promise<void> {
+    if (!isSessionId(id) || /\s/.test(holder) || (to !== undefined && (to === '' || /\s/.test(to)))) throw new RangeError('bad session release request');
+    await this.call(() => this.redis.publish(`${this.base}:release:${holder}`, `${id} ${to ?? '-'}`));
+  }
+
+  watchReleases(node: string, onRequest: (id: string, to: string | undefined) => void): () => void {
+    return this.feed().listen(`${this.base}:release:${node}`, {
+      message: (text) => {
+        const [id, to] = text.split(' ');
+        if (id !== undefined && isSessionId(id) && to !== undefined) onRequest(id, to === '-' ? undefined : to);
+      },
+      // A lost request costs the asker a wait for our lease, which it falls back to.
+      gap: () => undefined,
+    });
   }
 
   async session(id: string): Promise<SessionRecord | undefined> {

@@ -42,6 +42,8 @@ import type { NamespaceOptions, NamespaceStore } from './namespace.js';
 import { checkLease, checkTtl, compareKeys, copyNodeInfo, copyPassword } from './records.js';
 import { RedisForkStore } from './redis-forks.js';
 import { RedisNamespace } from './redis-namespace.js';
+import { RedisFeed } from './redis-feed.js';
+import { defineScripts, OP_TTL_MS, type LuaScript } from './redis-scripts.js';
 import { RedisSessionStore } from './redis-sessions.js';
 import type { SessionStore } from './sessions.js';
 import type { ForkStore } from './forks.js';
@@ -60,9 +62,17 @@ export interface RedisOptions {
   /** Replicas that must acknowledge writes before a sync point returns (WAIT); default 0. */
   waitReplicas?: number;
   waitTimeoutMs?: number;
+  /**
+   * How long a call waits for Redis to come back (a restart, a Sentinel failover) before it
+   * fails with MetaUnavailableError; default 30000. Must stay below OP_TTL_MS.
+   */
+  failoverWaitMs?: number;
 }
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
+const DEFAULT_FAILOVER_WAIT_MS = 30_000;
+/** Longest pause between reconnect attempts while Redis is away. */
+const RETRY_DELAY_MS = 250;
 
 const LUA_NOW = `
 local t = redis.call('TIME')
@@ -110,6 +120,7 @@ return 1`,
   // KEYS: identity. ARGV: candidate JSON. Returns whichever identity won.
   afpgwIdentity: {
     numberOfKeys: 1,
+    idempotent: true,
     lua: `
 redis.call('SET', KEYS[1], ARGV[1], 'NX')
 return redis.call('GET', KEYS[1])`,
@@ -178,7 +189,7 @@ local cur = redis.call('HMGET', KEYS[1], 'holder', 'expiresAt')
 if cur[1] and tonumber(cur[2]) and tonumber(cur[2]) > now then return cur[1] end
 return false`,
   },
-} as const;
+} as const satisfies Record<string, LuaScript>;
 
 /** The commands `defineCommand` adds at run time; ioredis cannot type them itself. */
 interface ScriptedRedis extends Redis {
@@ -201,6 +212,7 @@ export class RedisMetaStore implements MetaStore {
   private readonly namespaces = new Map<string, NamespaceStore>();
   private readonly forkStores = new Map<string, ForkStore>();
   private sessionStore?: SessionStore;
+  private pubsub?: RedisFeed;
 
   private constructor(private readonly redis: ScriptedRedis, private readonly prefix: string, private readonly opts: RedisOptions) {
     this.k = keys(prefix);
@@ -220,20 +232,32 @@ export class RedisMetaStore implements MetaStore {
     const where = describeAddress(opts);
     let ready = false;
     let lastError: Error | undefined;
+    const failoverWaitMs = opts.failoverWaitMs ?? DEFAULT_FAILOVER_WAIT_MS;
+    if (!(failoverWaitMs > 0 && failoverWaitMs < OP_TTL_MS)) {
+      throw new RangeError(`failoverWaitMs must be above 0 and below ${OP_TTL_MS} (how long a resent script's reply is kept): ${failoverWaitMs}`);
+    }
     const ioOpts: IORedisOptions = {
       lazyConnect: true,
       connectTimeout: timeoutMs,
-      // Before the first ready connection a failure is final; afterwards keep reconnecting.
-      retryStrategy: (times) => (ready ? Math.min(times * 200, 2000) : null),
-      // A call made while Redis is away waits for a few reconnect attempts (about a second),
-      // then fails with MetaUnavailableError; ioredis's default (20) would hang it for ~40 s.
-      maxRetriesPerRequest: 3,
+      // Before the first ready connection a failure is final; afterwards keep reconnecting,
+      // quickly, so a new master is found soon after Sentinel names it.
+      retryStrategy: (times) => (ready ? Math.min(times * 50, RETRY_DELAY_MS) : null),
+      // A call made while Redis is away (a restart, a Sentinel failover) waits about
+      // failoverWaitMs of reconnect attempts, then fails with MetaUnavailableError. Calls that
+      // were in flight when the connection broke are sent again on the new connection;
+      // redis-scripts.ts makes that safe for scripts that change state.
+      maxRetriesPerRequest: Math.max(1, Math.ceil(failoverWaitMs / RETRY_DELAY_MS)),
+      // A master demoted by Sentinel answers writes with READONLY without running them: find
+      // the new master and send the command there.
+      reconnectOnError: (err) => (err.message.startsWith('READONLY') ? 2 : false),
       ...(opts.password !== undefined ? { password: opts.password } : {}),
     };
     let redis: Redis;
     if (opts.sentinels && opts.sentinels.length > 0) {
       if (!opts.sentinelName) throw new RangeError('sentinelName is required with sentinels');
-      redis = new Redis({ ...ioOpts, sentinels: opts.sentinels, name: opts.sentinelName });
+      // failoverDetector: listen for +switch-master on the sentinels and move to the new
+      // master at once, instead of learning of the failover from a broken connection.
+      redis = new Redis({ ...ioOpts, sentinels: opts.sentinels, name: opts.sentinelName, failoverDetector: true, sentinelRetryStrategy: (times) => Math.min(times * 50, RETRY_DELAY_MS) });
     } else {
       redis = new Redis(opts.url ?? 'redis://127.0.0.1:6379', ioOpts);
     }
@@ -242,7 +266,7 @@ export class RedisMetaStore implements MetaStore {
     redis.on('error', (err: Error) => {
       lastError = err;
     });
-    for (const [name, def] of Object.entries(SCRIPTS)) redis.defineCommand(name, def);
+    defineScripts(redis, SCRIPTS);
 
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<never>((_, reject) => {
@@ -378,7 +402,7 @@ export class RedisMetaStore implements MetaStore {
   namespace(volumeKey: string, opts: NamespaceOptions): NamespaceStore {
     let ns = this.namespaces.get(volumeKey);
     if (!ns) {
-      ns = new RedisNamespace(this.redis, this.prefix, volumeKey, opts);
+      ns = new RedisNamespace(this.redis, this.prefix, volumeKey, opts, () => this.feed());
       this.namespaces.set(volumeKey, ns);
     }
     return ns;
@@ -394,9 +418,14 @@ export class RedisMetaStore implements MetaStore {
     return f;
   }
 
+  /** The store's pub/sub, made on first use (it holds a connection of its own). */
+  private feed(): RedisFeed {
+    return (this.pubsub ??= new RedisFeed(this.redis));
+  }
+
   /** One instance per store, under the {sess} hash tag (see redis-sessions.ts). */
   sessions(): SessionStore {
-    this.sessionStore ??= new RedisSessionStore(this.redis, this.prefix);
+    this.sessionStore ??= new RedisSessionStore(this.redis, this.prefix, () => this.feed());
     return this.sessionStore;
   }
 
@@ -409,6 +438,7 @@ export class RedisMetaStore implements MetaStore {
   }
 
   close(): Promise<void> {
+    this.pubsub?.close();
     this.closed ??= this.redis.quit().then(
       () => undefined,
       // quit fails only when the connection is already gone, which is what we wanted.

@@ -78,4 +78,13 @@ export interface SessionStore {
    * `seq` is within `window` of the newest entry's, newest first.
    */
   replies(sessionId: string, window: number): Promise<ReplayEntry[]>;
+  /**
+   * Asks node `holder` to give up session `id`: to hand it over to node `to`, or, with `to`
+   * undefined, to end it (lock stealing). Delivered at most once, to a live subscriber; the
+   * asker learns the outcome from the record (its node changes, or it goes). Absent where a
+   * single node owns the store (the embedded store).
+   */
+  requestRelease?(holder: string, id: string, to: string | undefined): Promise<void>;
+  /** Calls `onRequest` for each release request addressed to `node`; returns the stop function. */
+  watchReleases?(node: string, onRequest: (id: string, to: string | undefined) => void): () => void;
 }

@@ -138,6 +138,7 @@ test('a full file: every key read, sizes in bytes', async () => {
       keyPrefix: 'office',
       waitReplicas: 1,
       waitTimeoutMs: 2500,
+      failoverWaitSeconds: 30,
     });
     assert.deepEqual(cfg.objects, {
       backend: 's3',
@@ -243,6 +244,7 @@ test('env: UPPER_SNAKE segments map to camelCase keys; values are YAML scalars',
     keyPrefix: 'afpgw',
     waitReplicas: 1,
     waitTimeoutMs: 1000,
+    failoverWaitSeconds: 30,
   });
   assert.equal(cfg.objects.backend, 's3');
   if (cfg.objects.backend === 's3') {

@@ -8,13 +8,15 @@
  *              live ones carry on.
  * - blackhole: new connections are accepted, and bytes on every connection, new or live,
  *              vanish both ways: a peer that went away without a word (the client times out).
+ * - deaf:      requests reach the server, its replies vanish: the server ran what the client
+ *              will never hear about (pair with dropAll() to make the client send it again).
  *
  * dropAll() resets every live connection. Loopback only; nothing here limits memory, so keep
  * transfers test-sized.
  */
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 
-export type ProxyMode = 'pass' | 'latency' | 'refuse' | 'blackhole';
+export type ProxyMode = 'pass' | 'latency' | 'refuse' | 'blackhole' | 'deaf';
 
 export interface FaultProxy {
   readonly host: string;
@@ -67,12 +69,12 @@ export async function startFaultProxy(target: { host: string; port: number }, op
       upstream.destroy();
     });
     upstream.on('close', teardown);
-    relay(client, upstream);
-    relay(upstream, client);
+    relay(client, upstream, false);
+    relay(upstream, client, true);
   });
 
   /** Forwards from → to, chunk by chunk, applying the mode each chunk meets on arrival. */
-  function relay(from: Socket, to: Socket): void {
+  function relay(from: Socket, to: Socket, toClient: boolean): void {
     let pending = 0;
     let lastDue = 0;
     const deliver = (send: () => void, delayMs: number) => {
@@ -88,7 +90,7 @@ export async function startFaultProxy(target: { host: string; port: number }, op
       }, due - now);
     };
     from.on('data', (chunk: Buffer) => {
-      if (proxy.mode === 'blackhole') return;
+      if (proxy.mode === 'blackhole' || (proxy.mode === 'deaf' && toClient)) return;
       deliver(() => {
         if (!to.destroyed) to.write(chunk);
       }, proxy.mode === 'latency' ? proxy.latencyMs : 0);

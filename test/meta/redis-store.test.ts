@@ -120,7 +120,7 @@ describe('RedisMetaStore specifics', () => {
   it('reports a lost connection as MetaUnavailableError', async (t) => {
     if (!needRedis(t)) return;
     const own = await startRedis();
-    const store = await RedisMetaStore.connect({ url: own.url, connectTimeoutMs: 1000 });
+    const store = await RedisMetaStore.connect({ url: own.url, connectTimeoutMs: 1000, failoverWaitMs: 1000 });
     try {
       await own.stop();
       await assert.rejects(store.getUser('alice'), MetaUnavailableError);

@@ -3,6 +3,7 @@ import { it } from 'node:test';
 import { Redis } from 'ioredis';
 import { MetaConflictError } from '../../src/meta/meta-store.js';
 import { RedisMetaStore } from '../../src/meta/redis-store.js';
+import { lasting } from '../helpers/redis-keys.js';
 import { needRedis } from '../helpers/redis-server.js';
 import { redisMetaFixture } from '../helpers/redis-meta.js';
 import { rec, reply, sessionsContract } from './sessions-contract.js';
@@ -65,7 +66,7 @@ it('RedisSessionStore keeps every key under the {sess} hash tag and leaves none 
       cursor = next;
       found.push(...keys);
     } while (cursor !== '0');
-    return found.sort();
+    return lasting(admin, found);
   };
   try {
     const s = store.sessions();
