@@ -23,6 +23,9 @@ export interface SessionRegistryOptions {
 
 const LAPSE_SLACK_MS = 2000;
 const LAPSE_POLL_MS = 250;
+const HANDOVER_POLL_MS = 50;
+/** How long lock stealing waits for another node to end a session it was asked to end. */
+const STEAL_WAIT_MS = 5000;
 /** Live records are re-touched this often relative to their time to live. */
 const REFRESH_FRACTION = 3;
 /** A live session's record outlives a crash of this node by at least this much, so a Mac can still come back. */
@@ -41,9 +44,53 @@ export class SessionRegistry {
   private readonly refresher: NodeJS.Timeout;
   private closed = false;
 
+  private readonly unwatch: (() => void) | undefined;
+
   constructor(private readonly opts: SessionRegistryOptions) {
     this.refresher = setInterval(() => void this.refresh(), this.recordTtlMs / REFRESH_FRACTION);
     this.refresher.unref();
+    this.unwatch = opts.store.watchReleases?.(opts.nodeId, (id, to) => void this.release(id, to));
+  }
+
+  /** Another node asks for one of our sessions: hand it over, or end it (lock stealing there). */
+  private async release(id: string, to: string | undefined): Promise<void> {
+    const s = this.live.get(id);
+    if (!s || s.state === 'ended') return;
+    if (to === undefined) {
+      s.log.info('lock steal on another node: ending this session');
+      await s.end('lock stolen by a new session of the same user on another node', true).catch((err: unknown) => s.log.warn({ err }, 'ending the session failed'));
+      return;
+    }
+    await s.handOff(to);
+  }
+
+  /**
+   * Asks `rec.node`, which holds the session and is alive, to let go of it for this node, and
+   * waits until the record names this node. If that node dies meanwhile, waits for its lease
+   * to lapse instead. Returns the record to restore from, or undefined (the session ended,
+   * or its node neither answered nor died in time).
+   */
+  async acquire(rec: SessionRecord, waitMs: number): Promise<SessionRecord | undefined> {
+    if (!(await this.opts.liveNodes()).has(rec.node)) return rec;
+    if (!this.opts.store.requestRelease) return (await this.waitForLapse(rec.node)) ? rec : undefined;
+    await this.opts.store.requestRelease(rec.node, rec.id, this.opts.nodeId);
+    const deadline = Date.now() + Math.max(waitMs, this.opts.leaseMs + LAPSE_SLACK_MS);
+    for (;;) {
+      const now = await this.opts.store.session(rec.id);
+      if (!now) return undefined;
+      if (now.node === this.opts.nodeId) return now;
+      if (!(await this.opts.liveNodes()).has(now.node)) return now;
+      if (Date.now() >= deadline) return undefined;
+      await new Promise((r) => setTimeout(r, HANDOVER_POLL_MS));
+    }
+  }
+
+  /** The session went to node `to`: forget it here; its record now names `to`. */
+  async handedOver(s: AfpSession, to: string): Promise<void> {
+    await this.opts.store.putSession({ ...this.record(s), node: to }, this.recordTtlMs);
+    this.clearExpiry(s.id);
+    if (this.live.get(s.id) === s) this.live.delete(s.id);
+    if (s.token && this.byToken.get(s.token) === s) this.byToken.delete(s.token);
   }
 
   /** How long a record lives unless touched: a connected session's is refreshed well before. */
@@ -162,8 +209,8 @@ export class SessionRegistry {
     const live = await this.opts.liveNodes();
     for (const r of foreign) {
       if (live.has(r.node)) {
-        // Ending a session another live node serves needs that node's cooperation (issue 6).
-        caller.log.info({ victim: r.id, node: r.node }, 'lock steal: session is on another live node; left to it');
+        if (await this.endElsewhere(r)) ended++;
+        else caller.log.warn({ victim: r.id, node: r.node }, 'lock steal: the live node holding the session did not end it');
         continue;
       }
       let released = 0;
@@ -173,6 +220,18 @@ export class SessionRegistry {
       ended++;
     }
     return ended;
+  }
+
+  /** Asks the live node holding `r` to end it; true once its record is gone. */
+  private async endElsewhere(r: SessionRecord): Promise<boolean> {
+    if (!this.opts.store.requestRelease) return false;
+    await this.opts.store.requestRelease(r.node, r.id, undefined);
+    const deadline = Date.now() + STEAL_WAIT_MS;
+    while (Date.now() < deadline) {
+      if (!(await this.opts.store.session(r.id))) return true;
+      await new Promise((res) => setTimeout(res, HANDOVER_POLL_MS));
+    }
+    return false;
   }
 
   /**
@@ -194,6 +253,7 @@ export class SessionRegistry {
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.refresher);
+    this.unwatch?.();
     const waiting = [...this.live.values()].filter((s) => s.state === 'disconnected');
     await Promise.allSettled(waiting.map((s) => s.end('node stopping')));
   }

@@ -214,6 +214,40 @@ export class AfpSession implements DsiEndpoint {
     await this.ctx.sessions.ended(this).catch((err: unknown) => this.log.warn({ err }, 'could not drop the session record'));
   }
 
+  /**
+   * Another node of the pair asks for this session, because its Mac reached that node (the
+   * shared address moved while this node lives): this node lets go of it. The connection is
+   * cut, the request under way is waited for (its reply goes to the replay cache), and every
+   * open fork is synced, so the other node reads from the bucket what this node
+   * acknowledged. The opens, deny modes and locks stay in the store for the other node to
+   * adopt, and the record is rewritten to name it. False when the session cannot be let go
+   * of (a request still running, a sync failing): it then waits here for a reconnect.
+   */
+  async handOff(to: string): Promise<boolean> {
+    if (this.state === 'ended' || this.resuming || !this.recorded) return false;
+    this.resuming = true;
+    const wasConnected = this.state === 'connected';
+    // Not 'connected' any more, so the close below does not end the session (see closed()).
+    this.state = 'disconnected';
+    if (wasConnected && this.connection.isOpen) this.connection.close('server-close');
+    try {
+      if (!(await this.idle(this.resumeWaitMs))) throw new Error('a request is still under way');
+      await Promise.all([...this.forks.values()].map((f) => f.fork.sync()));
+      await this.ctx.sessions.handedOver(this, to);
+    } catch (err) {
+      this.resuming = false;
+      this.log.warn({ err, to }, 'could not hand the session over to another node; it waits here for a reconnect');
+      if (!this.ctx.sessions.disconnected(this)) await this.end('hand-over failed');
+      return false;
+    }
+    this.state = 'ended';
+    for (const f of this.forks.values()) f.fork.leave();
+    this.forks.clear();
+    this.forkVolumes.clear();
+    this.log.info({ to, user: this.user?.name }, 'session handed over to another node');
+    return true;
+  }
+
   /** The open volume a request names; kFPParamErr for an unknown or closed volume ID. */
   volume(id: number): Volume {
     const v = this.openVolumes.get(id);

@@ -5,9 +5,14 @@
  * committed").
  *
  * Per fork, a `ForkState` holds the live length (with writes not yet committed) and the block
- * map as last committed. It lives while the fork is open on this node or holds dirty blocks,
- * and is reloaded from the metadata store when it is opened again, so a fork another node
- * wrote in between is seen afresh.
+ * map as last committed. It lives while the fork is open on this node or holds dirty blocks.
+ *
+ * Coherence with the other node of a pair: a state is reloaded from the metadata store when
+ * the store says another node committed the fork (BlockMapStore.watchForks: Redis pub/sub,
+ * published in the same step as the commit), when the feed may have missed notices, and at
+ * every open; reads and writes wait for a reload under way. Clean cached blocks whose object
+ * is no longer the one the block map names are dropped when next touched, so a reload is all
+ * it takes to stop serving replaced bytes.
  */
 import { sameRef, type BlockMapStore, type BlockRef } from '../meta/block-maps.js';
 import type { ForkKind } from '../meta/forks.js';
@@ -58,6 +63,10 @@ export class ForkState {
   pendingCut: number | null = null;
   /** Serialises commits of this fork, so a truncate and an upload's length never cross. */
   readonly commitLock = new Mutex();
+  /** Another node changed the fork since the last reload (or a reload failed). */
+  stale = false;
+  /** The reload under way; reads and writes wait for it. */
+  refreshing: Promise<void> | null = null;
 
   constructor(readonly file: number, readonly fork: ForkKind, length: number, readonly refs: Map<number, BlockRef>) {
     this.length = length;
@@ -81,10 +90,26 @@ export class VolumeData {
   readonly blockSize: number;
   /** Counts commits that changed a fork's length: a volume's cached byte count is stale once it moves. */
   lengthCommits = 0;
+  /** Stops the change notices; undefined when no other node shares the store. */
+  private readonly unwatch: (() => void) | undefined;
 
   private constructor(private readonly o: VolumeDataOptions) {
     this.now = o.now ?? Date.now;
     this.blockSize = o.blockSize;
+    this.unwatch = o.store.watchForks?.({
+      changed: (file, fork) => {
+        const st = this.forks.get(forkKey(file, fork));
+        if (st) this.refreshInBackground(st);
+      },
+      gap: () => {
+        for (const st of this.forks.values()) this.refreshInBackground(st);
+      },
+    });
+  }
+
+  /** Stops listening for other nodes' changes. */
+  close(): void {
+    this.unwatch?.();
   }
 
   /** Opens the volume's data and starts uploading the dirty blocks a crash left behind. */
@@ -98,7 +123,11 @@ export class VolumeData {
 
   /** The fork's state, loaded from the store if this node holds none (fails with the store's not-found/is-dir). */
   async attach(file: number, fork: ForkKind): Promise<ForkState> {
-    const st = await this.state(file, fork);
+    const have = this.forks.get(forkKey(file, fork));
+    // Held already: another node may have changed it since, and a notice is only as quick
+    // as pub/sub, so an open asks the store itself.
+    if (have && this.unwatch) await this.refresh(have);
+    const st = have ?? (await this.state(file, fork));
     st.attached++;
     return st;
   }
@@ -114,9 +143,11 @@ export class VolumeData {
     this.release(st);
   }
 
-  /** The live length of a fork this node holds, if it holds one. */
+  /** The length of a fork whose length this node has changed and not yet committed. */
   liveLength(file: number, fork: ForkKind): number | undefined {
-    return this.forks.get(forkKey(file, fork))?.length;
+    const st = this.forks.get(forkKey(file, fork));
+    // Otherwise the store's length is as new as ours, or newer (another node's commit).
+    return st && (st.metaDirty || st.length !== st.committedLength) ? st.length : undefined;
   }
 
   /** Bytes written on this node beyond the committed lengths (for the volume's used space). */
@@ -159,6 +190,54 @@ export class VolumeData {
     return st;
   }
 
+  /**
+   * Reloads a held fork's block map and committed length from the store, under the commit
+   * lock so that no commit of this node's crosses it. Notices that arrive during a reload
+   * make it run once more. A failed reload leaves the state stale: the next read, write or
+   * open tries again, and fails if the store is still away rather than serve old bytes.
+   */
+  private refresh(st: ForkState): Promise<void> {
+    st.stale = true;
+    st.refreshing ??= (async () => {
+      try {
+        while (st.stale) {
+          st.stale = false;
+          await st.commitLock.run(() => this.reloadLocked(st));
+        }
+      } catch (err) {
+        st.stale = true;
+        throw err;
+      } finally {
+        st.refreshing = null;
+      }
+    })();
+    return st.refreshing;
+  }
+
+  private refreshInBackground(st: ForkState): void {
+    this.refresh(st).catch((err: unknown) => this.o.log.warn({ err, file: st.file, fork: st.fork }, 'could not reload a fork another node changed; its next use tries again'));
+  }
+
+  private async reloadLocked(st: ForkState): Promise<void> {
+    const [refs, node] = await Promise.all([this.o.store.blockMap(st.file, st.fork), this.o.store.get(st.file)]).catch((err: unknown) => {
+      // Removed: this node learns at its next commit ('gone'); nothing to reload.
+      if (isNotFound(err)) return [undefined, undefined] as const;
+      throw err;
+    });
+    if (!refs || !node) return;
+    const committed = st.fork === 'data' ? node.dataLength : node.rsrcLength;
+    // A truncate of ours not yet committed keeps the blocks past it out of reach.
+    const keep = st.pendingCut === null ? Infinity : Math.ceil(st.pendingCut / this.blockSize);
+    st.refs.clear();
+    for (const [i, r] of refs) if (i < keep) st.refs.set(i, r);
+    if (committed !== st.committedLength) this.lengthCommits++;
+    st.committedLength = committed;
+    // Our own uncommitted writes keep the fork at least as long as they made it; a longer
+    // fork from the other node is not cut back by our next commit.
+    const ours = st.metaDirty || this.dirtyOf(st).length > 0;
+    st.length = ours ? Math.max(st.length, committed) : committed;
+  }
+
   private release(st: ForkState): void {
     if (st.attached > 0 || st.metaDirty || this.dirtyOf(st).length > 0) return;
     if (this.forks.get(forkKey(st.file, st.fork)) === st) this.forks.delete(forkKey(st.file, st.fork));
@@ -176,6 +255,8 @@ export class VolumeData {
 
   /** Up to `count` bytes from `offset`, fewer at the end of the fork. */
   async read(st: ForkState, offset: number, count: number): Promise<Buffer> {
+    // Wait for a reload under way, or make one when the state is known to be stale.
+    if (st.stale || st.refreshing) await this.refresh(st);
     const end = Math.min(offset + count, st.length);
     if (end <= offset) return EMPTY;
     const bs = this.blockSize;
@@ -269,6 +350,7 @@ export class VolumeData {
   /** Writes into the cache; resolves once the bytes and their journal record are there. */
   async write(st: ForkState, offset: number, data: Buffer): Promise<void> {
     if (data.length === 0) return;
+    if (st.stale || st.refreshing) await this.refresh(st);
     const bs = this.blockSize;
     const end = offset + data.length;
     const newLength = Math.max(st.length, end);
@@ -316,6 +398,7 @@ export class VolumeData {
    * blocks, which must not wait for a sync to stop costing objects).
    */
   async setLength(st: ForkState, length: number): Promise<void> {
+    if (st.stale || st.refreshing) await this.refresh(st);
     await st.commitLock.run(async () => {
       const bs = this.blockSize;
       if (length < st.length) {

@@ -102,6 +102,10 @@ export class ForkHandle implements OpenedFork {
     await fsCall(() => this.host.data.sync(this.st));
   }
 
+  leave(): void {
+    this.closing ??= (async () => this.host.data.detach(this.st))();
+  }
+
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.host.data.detach(this.st);

@@ -62,4 +62,9 @@ export interface OpenedFork {
   sync(): Promise<void>;
   /** Ends the open and its locks; its dirty blocks start uploading. Idempotent. */
   close(): Promise<void>;
+  /**
+   * This node lets go of the fork while the open, its deny modes and its locks stay in the
+   * store for another node to adopt (a session handed over). The caller has synced it.
+   */
+  leave(): void;
 }

@@ -82,6 +82,7 @@ export class VolumeSet {
 
   async close(): Promise<void> {
     for (const gc of this.collectors) await gc.stop();
+    for (const v of this.byId.values()) v.data.close();
   }
 }
 

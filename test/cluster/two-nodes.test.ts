@@ -10,7 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { kFPDenyConflict, kFPLockErr, kFPRangeNotLocked } from '../../src/afp/result-codes.js';
+import { kFPDenyConflict, kFPLockErr, kFPRangeNotLocked, kFPRangeOverlap } from '../../src/afp/result-codes.js';
 import { AfpClient } from '../../src/client/afp-client.js';
 import { ForkMode } from '../../src/client/afp-fork.js';
 import { ROOT, type AfpVolume } from '../../src/client/afp-volume.js';
@@ -21,6 +21,9 @@ import { s3Config, startS3, type S3Server } from '../helpers/s3-server.js';
 
 const ALICE = { name: 'alice', password: 'alice-pw' };
 const BOB = { name: 'bob', password: 'bob-pw' };
+/** A Mac's user for the hand-over tests: its sessions are the only ones lock stealing may end. */
+const CAROL = { name: 'carol', password: 'carol-pw' };
+const CAROL_LOGIN = { user: CAROL.name, password: CAROL.password };
 const RW = ForkMode.Read | ForkMode.Write;
 const D_OPEN = 0x0008;
 const R_OPEN = 0x0010;
@@ -61,7 +64,7 @@ describe('two gateways over one Redis and one bucket', () => {
       volumes: [{ name: 'TimeMachine', timeMachine: true }],
     });
     // The users live in Redis: created once, through the first node.
-    nodeA = await startTestGateway({ users: [ALICE, BOB], config: config('a') });
+    nodeA = await startTestGateway({ users: [ALICE, BOB, CAROL], config: config('a') });
     nodeB = await startTestGateway({ config: config('b') });
     a = await session(nodeA, ALICE);
     b = await session(nodeB, BOB);
@@ -166,5 +169,100 @@ describe('two gateways over one Redis and one bucket', () => {
     assert.equal(got.data.length, content.length);
     assert.ok(got.data.equals(content), 'the bytes A synced');
     await fb.close();
+  });
+  test('a node that holds a file open sees what the other node synced into it', async (t) => {
+    if (!nodeA) return t.skip('redis-server not installed');
+    const bs = 4 * 1024 * 1024;
+    const before = randomBytes(bs + 1000);
+    const name = await shared('coherent.bin', before);
+    // B holds the file open and has read it, so its cache holds the old blocks.
+    const held = await b.v.openFork(ROOT, name, { mode: ForkMode.Read });
+    assert.ok((await held.read(0, before.length)).data.equals(before));
+
+    // A overwrites the start of both blocks and extends the file, then syncs.
+    const after = Buffer.from(before);
+    const patch = randomBytes(5000);
+    const tail = randomBytes(bs);
+    const fa = await a.v.openFork(ROOT, name, { mode: RW });
+    await fa.write(0, patch);
+    await fa.write(bs, patch);
+    await fa.write(before.length, tail);
+    await fa.sync();
+    patch.copy(after, 0);
+    patch.copy(after, bs);
+    const expected = Buffer.concat([after, tail]);
+
+    // What B serves from now on is what A synced. FPGetFileDirParms reads the store. The fork
+    // B held open all along is reloaded on A's change notice, published with A's commit: it
+    // sat in B's socket before A even answered the sync, so B has read it by the time it
+    // answers the request above (which waits on a Redis round trip of its own).
+    assert.equal((await b.v.getFileDirParms(ROOT, name)).params.dataLength, expected.length, 'FPGetFileDirParms on B has the new length');
+    assert.equal(await held.length(), expected.length, 'the fork B held open has the new length');
+    assert.ok((await held.read(0, expected.length)).data.equals(expected), 'the fork B held open reads the new bytes');
+    const fresh = await b.v.openFork(ROOT, name, { mode: ForkMode.Read });
+    assert.equal(fresh.params.dataLength, expected.length, 'a new open on B has the new length');
+    assert.ok((await fresh.read(0, expected.length)).data.equals(expected), 'a new open on B reads the new bytes');
+
+    // And the other way round: B truncates, A (still holding the file) follows.
+    const fb = await b.v.openFork(ROOT, name, { mode: RW });
+    await fb.setLength(1000);
+    await fb.sync();
+    await fb.close();
+    assert.equal(await fa.length(), 1000, 'A, holding the file open, sees the truncate B made');
+    assert.ok((await fa.read(0, 2000)).data.equals(expected.subarray(0, 1000)));
+    await fa.close();
+    await fresh.close();
+    await held.close();
+  });
+  test('a Mac that reaches the other node while its own lives is handed over, unsynced writes and all', async (t) => {
+    if (!nodeA) return t.skip('redis-server not installed');
+    const name = await shared('handover.bin');
+    const mac = await AfpClient.connect(nodeA.host, nodeA.port, { holdUnanswered: true });
+    await mac.login(CAROL_LOGIN);
+    const token = await mac.getSessionToken(3, { id: Buffer.from('carol-mac'), timestamp: 7 });
+    const v = await mac.openVolume('TimeMachine');
+    const f = await v.openFork(ROOT, name, { mode: RW | ForkMode.DenyWrite });
+    const written = randomBytes(100_000);
+    await f.write(0, written); // acknowledged by node A, never synced by the Mac
+    await f.lock(0, 10);
+
+    // The shared address moves to node B; node A lives on.
+    const started = Date.now();
+    await mac.reconnect(nodeB!.host, nodeB!.port, CAROL_LOGIN, token);
+    const took = Date.now() - started;
+    assert.deepEqual((await f.read(0, written.length)).data, written, 'B serves the bytes A acknowledged (A synced them when it let go)');
+    assert.equal(await code(f.lock(0, 10)), kFPRangeOverlap, 'the lock came along, still this session\'s');
+    assert.equal(await code(b.v.openFork(ROOT, name, { mode: ForkMode.Write })), kFPDenyConflict, 'and the deny modes, for others');
+    await f.write(written.length, Buffer.from('more'));
+    await f.sync();
+    await f.close();
+    const check = await a.v.openFork(ROOT, name, { mode: ForkMode.Read });
+    assert.equal(check.params.dataLength, written.length + 4, 'what the Mac wrote on both nodes');
+    await check.close();
+    t.diagnostic(`hand-over from a live node: ${took} ms from the reconnect to the resumed session (no lease wait)`);
+    await mac.close();
+  });
+
+  test('lock stealing ends the session of the same Mac held by the other, live node', async (t) => {
+    if (!nodeA) return t.skip('redis-server not installed');
+    const name = await shared('steal.bin', Buffer.from('x'));
+    const before = await AfpClient.connect(nodeA.host, nodeA.port);
+    await before.login(CAROL_LOGIN);
+    await before.getSessionToken(3, { id: Buffer.from('carol-mac-2'), timestamp: 1 });
+    const bv = await before.openVolume('TimeMachine');
+    await bv.openFork(ROOT, name, { mode: RW | ForkMode.DenyWrite | ForkMode.DenyRead });
+
+    // The Mac restarts and comes back through node B: its old session on A keeps it out ...
+    const after = await AfpClient.connect(nodeB!.host, nodeB!.port);
+    await after.login(CAROL_LOGIN);
+    const av = await after.openVolume('TimeMachine');
+    assert.equal(await code(av.openFork(ROOT, name, { mode: RW })), kFPDenyConflict);
+    // ... until it presents its identity with a new boot time: node A ends the old session.
+    await after.getSessionToken(3, { id: Buffer.from('carol-mac-2'), timestamp: 2 });
+    const now = await av.openFork(ROOT, name, { mode: RW | ForkMode.DenyWrite });
+    assert.ok(now.refnum > 0, 'the deny modes of the session on A are gone');
+    await now.close();
+    await before.close().catch(() => {});
+    await after.close();
   });
 });

@@ -125,10 +125,12 @@ async function disconnectOldSession(s: AfpSession, r: Reader): Promise<Record<st
   }
   const old = s.ctx.sessions.local(token);
   if (!old) {
-    // Held by another node (or an earlier process of this one): restorable once that node is dead.
+    // Held by another node (or an earlier process of this one): restorable once that node has
+    // let go of it (asked to, when alive) or is dead.
     if (rec.node === s.ctx.nodeId) throw new AfpError(kFPMiscErr, `session ${rec.id} is gone`);
-    if (!(await s.ctx.sessions.waitForLapse(rec.node))) throw new AfpError(kFPMiscErr, `session ${rec.id} is held by live node ${rec.node}`);
-    await restoreSession(s, rec);
+    const mine = await s.ctx.sessions.acquire(rec, s.resumeWaitMs);
+    if (!mine) throw new AfpError(kFPMiscErr, `session ${rec.id} is held by live node ${rec.node}, which did not let go of it`);
+    await restoreSession(s, mine);
     return {};
   }
   if (old.state === 'ended') throw new AfpError(kFPMiscErr, `session ${rec.id} has ended`);
