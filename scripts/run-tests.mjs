@@ -15,7 +15,8 @@ function walk(dir) {
   return out;
 }
 
-const filters = process.argv.slice(2);
+// A source path works too: test/infra/infra.test.ts matches dist/test/infra/infra.test.js.
+const filters = process.argv.slice(2).map((f) => f.replace(/\.ts$/, '.js'));
 const files = walk('dist/test').filter((f) => filters.length === 0 || filters.some((x) => f.includes(x))).sort();
 if (files.length === 0) {
   console.error('no test files matched');
