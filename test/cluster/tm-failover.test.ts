@@ -20,7 +20,7 @@ import { runCli } from '../helpers/cli.js';
 import { redisAvailable, startRedis, type RedisServer } from '../helpers/redis-server.js';
 import { s3Config, startS3, type S3Server } from '../helpers/s3-server.js';
 import { makePlan, MiB, newPool, timeMachineWorkload, TM_USER, verifyBundle } from '../data/time-machine.js';
-import { logProblems, startPairNode, testKnobsUnset, type PairNode } from './tm-pair.js';
+import { keepLogs, logProblems, startPairNode, testKnobsUnset, type PairNode } from './tm-pair.js';
 
 const TEST_MIB = Number(process.env.AFPGW_TEST_TM_FAILOVER_MIB ?? 48);
 const TEST_SEED = Number(process.env.AFPGW_TEST_TM_SEED ?? Math.floor(Math.random() * 2 ** 31));
@@ -71,9 +71,12 @@ describe('failover: a Time Machine backup goes on on the surviving gateway', () 
       // The Mac's next connection through the pair's address reaches node B.
       return { host: b.host, port: b.port };
     };
-    const { model, stats } = await timeMachineWorkload({ host: a.host, port: a.port, plan, pool: newPool(), failover }).catch((e: unknown) => {
-      t.diagnostic(`node A's warnings and errors:\n${logProblems(a.output())}`);
-      t.diagnostic(`node B's warnings and errors:\n${logProblems(b.output())}`);
+    const { model, stats } = await timeMachineWorkload({ host: a.host, port: a.port, plan, pool: newPool(), failover }).catch(async (e: unknown) => {
+      for (const n of [a, b]) {
+        t.diagnostic(`node ${n.name.toUpperCase()}'s warnings and errors (s since the kill):`);
+        for (const line of logProblems(n.output(), { since: killedAt ? performance.timeOrigin + killedAt : undefined })) t.diagnostic(line);
+      }
+      t.diagnostic(`the nodes' whole logs: ${await keepLogs('tm-failover', [a, b])}`);
       throw e;
     });
     assert.equal(failovers, 1, 'the workload failed over once');

@@ -2,9 +2,12 @@
  * Gateway processes (`afp-gateway serve`) of a pair for the Time Machine cluster tests
  * (tm-failover, tm-sentinel-failover): one Time Machine volume, loopback, each node with its
  * own cache directory over the metadata and objects the test gives, and the process's log.
+ * A test process never leaves one behind: whatever is still running when it exits (or is
+ * interrupted) gets SIGKILL, as redis-server.ts does for its servers.
  */
 import type { ChildProcess } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { S3ObjectsConfig } from '../../src/config/schema.js';
@@ -24,6 +27,25 @@ export interface PairNode {
   output: () => string;
 }
 
+const running = new Set<ChildProcess>();
+
+function killAll(): void {
+  for (const child of running) child.kill('SIGKILL');
+  running.clear();
+}
+
+process.on('exit', killAll);
+
+// 'exit' does not run when a signal ends the process: kill them then too, and let the signal
+// do what it would have done.
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+function onSignal(signal: NodeJS.Signals): void {
+  killAll();
+  for (const s of SIGNALS) process.off(s, onSignal);
+  if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+}
+for (const s of SIGNALS) process.on(s, onSignal);
+
 export interface PairNodeOptions {
   work: string;
   name: string;
@@ -33,8 +55,8 @@ export interface PairNodeOptions {
   children: Set<ChildProcess>;
 }
 
-export async function startPairNode(o: PairNodeOptions): Promise<PairNode> {
-  const port = await freePort();
+/** Writes a node's config file (`<work>/<name>.yaml`); `port` 0 when the file is only for the CLI. */
+export async function writePairConfig(o: Omit<PairNodeOptions, 'children'>, port: number): Promise<string> {
   const cfg = {
     serverName: 'Pair',
     dataDir: join(o.work, o.name),
@@ -50,9 +72,19 @@ export async function startPairNode(o: PairNodeOptions): Promise<PairNode> {
   };
   const file = join(o.work, `${o.name}.yaml`);
   await writeFile(file, stringify(cfg));
+  return file;
+}
+
+export async function startPairNode(o: PairNodeOptions): Promise<PairNode> {
+  const port = await freePort();
+  const file = await writePairConfig(o, port);
   const { child, output } = await startServe(['--config', file], testKnobsUnset());
+  running.add(child);
   o.children.add(child);
-  child.once('exit', () => o.children.delete(child));
+  child.once('exit', () => {
+    running.delete(child);
+    o.children.delete(child);
+  });
   return { name: o.name, host: '127.0.0.1', port, child, file, output };
 }
 
@@ -64,8 +96,38 @@ export function testKnobsUnset(): NodeJS.ProcessEnv {
   return Object.fromEntries(Object.keys(process.env).filter((k) => k.startsWith('AFPGW_TEST_')).map((k) => [k, undefined]));
 }
 
-/** The last warn/error/fatal lines of a gateway's pino log. */
-export function logProblems(log: string, max = 40): string {
-  const lines = log.split('\n').filter((l) => /"level":(40|50|60)\b/.test(l));
-  return lines.slice(-max).join('\n') || '(none)';
+/**
+ * The warn/error/fatal lines of a gateway's pino log, one short line each: seconds since `since`
+ * (epoch ms; default the first line's time), level, message, the AFP command, the error.
+ */
+export function logProblems(log: string, o: { max?: number; since?: number } = {}): string[] {
+  const out: string[] = [];
+  for (const line of log.split('\n')) {
+    if (!/"level":(40|50|60)\b/.test(line)) continue;
+    let rec: Record<string, unknown>;
+    try {
+      rec = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      out.push(line.slice(0, 300));
+      continue;
+    }
+    const time = typeof rec.time === 'number' ? rec.time : 0;
+    const since = o.since ?? time;
+    const err = rec.err as { type?: unknown; message?: unknown } | undefined;
+    const level = rec.level === 40 ? 'WARN' : rec.level === 50 ? 'ERROR' : 'FATAL';
+    out.push(
+      `${((time - since) / 1000).toFixed(3).padStart(8)} s ${level} ${String(rec.msg)}` +
+        (rec.cmd !== undefined ? ` [${String(rec.cmd)}]` : '') +
+        (err ? `: ${String(err.type)}: ${String(err.message)}` : ''),
+    );
+  }
+  const max = o.max ?? 40;
+  return out.length > max ? [...out.slice(0, max), `… ${out.length - max} more`] : out;
+}
+
+/** Copies the nodes' whole logs out of the work directory (which the test removes) and says where. */
+export async function keepLogs(tag: string, nodes: PairNode[]): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), `afpgw-${tag}-logs-`));
+  for (const n of nodes) await writeFile(join(dir, `${n.name}.log`), n.output());
+  return dir;
 }

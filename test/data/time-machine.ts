@@ -435,6 +435,8 @@ export interface TmWorkloadOptions {
    * it) before cutting the connection. Every lost reply is then the replay cache's to answer.
    */
   failover?: () => Promise<{ host: string; port: number }>;
+  /** Hears of every band-traffic reply: what, and when it was sent and answered (performance.now()). */
+  onReply?: (what: string, sentAt: number, answeredAt: number) => void;
 }
 
 export function newPool(): Buffer {
@@ -621,7 +623,9 @@ export async function timeMachineWorkload(o: TmWorkloadOptions): Promise<{ model
   let forks = new Map<number, AfpFork>();
   let slowest = { what: '(none)', seconds: 0, answeredAt: 0 };
   const answered = (what: string, ms: number): void => {
-    if (ms / 1000 > slowest.seconds) slowest = { what, seconds: ms / 1000, answeredAt: performance.now() };
+    const now = performance.now();
+    if (ms / 1000 > slowest.seconds) slowest = { what, seconds: ms / 1000, answeredAt: now };
+    o.onReply?.(what, now - ms, now);
   };
   let pipe = new Pipeline(depth, answered);
   /** Bands written or truncated since their last FPSyncFork (or FPSyncDir), open or not; the log likewise. */
