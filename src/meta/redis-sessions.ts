@@ -137,8 +137,14 @@ if left > 0 then redis.call('PEXPIRE', rk, left) else redis.call('PEXPIRE', rk, 
 return {'ok'}`,
 } as const;
 
-/** Scripts that only read (or only prune what has expired): sent twice, they do no harm. */
-const READS: ReadonlySet<ScriptName> = new Set<ScriptName>(['afpgwSessByToken', 'afpgwSessOfUser']);
+/**
+ * Scripts that may run twice without harm, so they need no resend guard (redis-scripts.ts):
+ * reads, and writes that set what they set again (a record, an expiry, a replay slot; a
+ * session's requests run one at a time, so no newer entry can be in the slot when a resend
+ * arrives: ioredis resends before it sends anything queued later). The reply path stays one
+ * plain script per request.
+ */
+const IDEMPOTENT: ReadonlySet<ScriptName> = new Set<ScriptName>(['afpgwSessByToken', 'afpgwSessOfUser', 'afpgwSessPut', 'afpgwSessTouch', 'afpgwSessDrop', 'afpgwSessPutReply']);
 
 type ScriptName = keyof typeof SCRIPTS;
 type ReplyItem = string | number | null | ReplyItem[];
@@ -150,11 +156,13 @@ export class RedisSessionStore implements SessionStore {
   private readonly redis: ScriptedRedis;
   private readonly base: string;
 
-  /** `prefix` is the store's key prefix, already checked to be free of braces. */
-  /** `feed` gives the store's pub/sub feed, made on first use (a subscriber connection). */
+  /**
+   * `prefix` is the store's key prefix, already checked to be free of braces; `feed` gives
+   * the store's pub/sub feed, made on first use (a subscriber connection).
+   */
   constructor(redis: Redis, prefix: string, private readonly feed: () => RedisFeed) {
     if (!('afpgwSessPut' in redis)) {
-      defineScripts(redis, scriptsWith(LUA_PRELUDE, SCRIPTS, READS));
+      defineScripts(redis, scriptsWith(LUA_PRELUDE, SCRIPTS, IDEMPOTENT));
     }
     this.redis = redis as ScriptedRedis;
     this.base = `${prefix}:{sess}`;

@@ -255,9 +255,11 @@ export class RedisMetaStore implements MetaStore {
     let redis: Redis;
     if (opts.sentinels && opts.sentinels.length > 0) {
       if (!opts.sentinelName) throw new RangeError('sentinelName is required with sentinels');
-      // failoverDetector: listen for +switch-master on the sentinels and move to the new
-      // master at once, instead of learning of the failover from a broken connection.
-      redis = new Redis({ ...ioOpts, sentinels: opts.sentinels, name: opts.sentinelName, failoverDetector: true, sentinelRetryStrategy: (times) => Math.min(times * 50, RETRY_DELAY_MS) });
+      // No failoverDetector: when it fires while the client is asking the sentinels for the
+      // master, ioredis ends the client for good ("Connection is closed", ioredis #1683). The
+      // dead master's broken connection, or READONLY from a demoted one, leads to the new
+      // master as quickly.
+      redis = new Redis({ ...ioOpts, sentinels: opts.sentinels, name: opts.sentinelName, sentinelRetryStrategy: (times) => Math.min(times * 50, RETRY_DELAY_MS) });
     } else {
       redis = new Redis(opts.url ?? 'redis://127.0.0.1:6379', ioOpts);
     }
@@ -439,10 +441,13 @@ export class RedisMetaStore implements MetaStore {
 
   close(): Promise<void> {
     this.pubsub?.close();
+    // QUIT ends the master connection; disconnect() also ends the connections ioredis keeps
+    // to the sentinels, which would otherwise hold the process open (ioredis #1362). quit
+    // fails only when the connection is already gone, which is what we wanted.
+    const sentinels = (this.opts.sentinels?.length ?? 0) > 0;
     this.closed ??= this.redis.quit().then(
-      () => undefined,
-      // quit fails only when the connection is already gone, which is what we wanted.
-      () => stop(this.redis),
+      () => (sentinels ? this.redis.disconnect() : undefined),
+      () => (sentinels ? this.redis.disconnect() : stop(this.redis)),
     );
     return this.closed;
   }

@@ -8,6 +8,7 @@ import { ROOT, type AfpVolume } from '../../src/client/afp-volume.js';
 import { SET_CLEAR } from '../../src/afp/params.js';
 import { kFPDirNotEmpty, kFPObjectExists, kFPObjectNotFound } from '../../src/afp/result-codes.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { lastingKeys } from '../helpers/redis-keys.js';
 import { redisAvailable, startRedis, type RedisServer } from '../helpers/redis-server.js';
 import { BACKENDS, type Backend } from '../helpers/backends.js';
 import { resultCode as code } from '../helpers/afp.js';
@@ -36,7 +37,7 @@ async function start(backend: Backend): Promise<Env | undefined> {
       async keys() {
         const r = new Redis(redis.url);
         try {
-          return (await r.keys('tree:{v:timemachine}:*')).sort();
+          return await lastingKeys(r, 'tree:{v:timemachine}:*');
         } finally {
           r.disconnect();
         }
