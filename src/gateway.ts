@@ -5,6 +5,8 @@ import type { AfpServerContext } from './afp/context.js';
 import { AfpSession } from './afp/session.js';
 import { SessionRegistry } from './afp/session-registry.js';
 import { LeaseReaper } from './cluster/lease-reaper.js';
+import { gatewayOps } from './gateway-ops.js';
+import { startOpsServer, type OpsServer } from './ops/http-server.js';
 import { serverFlags, statusBlock } from './afp/status.js';
 import { UserAuthenticator } from './auth/authenticator.js';
 import { LoginThrottle } from './auth/login-throttle.js';
@@ -42,6 +44,8 @@ export class Gateway {
   bonjour: BonjourAdvertiser | null = null;
   /** Claims the advertiser lease and advertises while holding it; null when bonjour.enabled is false. */
   advertiserLeader: AdvertiserLeader | null = null;
+  /** The metrics and health endpoint; null when ops.metricsListen is null or its port could not be bound. */
+  ops: OpsServer | null = null;
   /** Releases what dead nodes (of a pair, or earlier processes of this one) left in the fork stores. */
   reaper: LeaseReaper | null = null;
 
@@ -148,6 +152,7 @@ export class Gateway {
       });
       gw.reaper.start();
       gw.startBonjour(identity.signature);
+      await gw.startOps();
       log.info(
         { host: listened.host, port: listened.port, metadata: meta.kind, volumes: config.volumes.map((v) => v.name), uams: config.auth.uams, node: nodeId },
         `afp-gateway ${VERSION} listening on ${listened.host}:${listened.port}`,
@@ -235,6 +240,22 @@ export class Gateway {
     this.advertiserLeader.start();
   }
 
+  /**
+   * Serves /metrics, /healthz and /readyz on ops.metricsListen. A port that cannot be bound
+   * is logged, not fatal: AFP is what the Macs need, and the log says what to fix.
+   */
+  private async startOps(): Promise<void> {
+    const where = this.config.ops.metricsListen;
+    if (!where) return;
+    const endpoints = gatewayOps({ ctx: this.ctx, server: this.server, meta: this.meta, cache: this.data.cache, uploads: this.data.uploads, nodeId: this.nodeId });
+    try {
+      this.ops = await startOpsServer(where.host, where.port, endpoints, this.log.child({ component: 'ops' }));
+      this.log.info({ host: this.ops.host, port: this.ops.port }, `metrics and health checks on http://${this.ops.host}:${this.ops.port}/metrics`);
+    } catch (err) {
+      this.log.error({ err, host: where.host, port: where.port }, 'cannot serve metrics and health checks (set ops.metricsListen to a free port, or null)');
+    }
+  }
+
   private async registerNode(): Promise<void> {
     const info = { id: this.nodeId, host: this.host, port: this.port, version: VERSION, startedAt: Date.now() };
     await this.meta.registerNode(info, NODE_LEASE_MS);
@@ -272,6 +293,7 @@ export class Gateway {
       await this.data.uploads.close();
       await this.data.cache.close();
       await this.data.objects.close();
+      await this.ops?.close();
       await this.meta.unregisterNode(this.nodeId).catch((err: unknown) => this.log.warn({ err }, 'could not release node lease'));
       await this.meta.close();
       this.log.info('stopped');

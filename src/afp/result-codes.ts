@@ -57,6 +57,11 @@ const names = new Map<number, string>();
 for (const [name, value] of Object.entries(all)) if (typeof value === 'number') names.set(value, name);
 
 /** `kFPObjectNotFound (-5018)`, for logs and error messages. */
+/** The code's name alone (a metric label): a bounded set of values. */
+export function resultLabel(code: number): string {
+  return names.get(code) ?? 'unknown';
+}
+
 export function resultName(code: number): string {
   return `${names.get(code) ?? 'unknown'} (${code})`;
 }

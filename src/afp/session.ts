@@ -7,7 +7,7 @@ import { AfpCommand, commandName } from './commands.js';
 import type { AfpServerContext } from './context.js';
 import type { CommandTable } from './dispatch.js';
 import { AfpError } from './errors.js';
-import { kFPCallNotSupported, kFPMiscErr, kFPNoErr, kFPParamErr, kFPTooManyFilesOpen, resultName } from './result-codes.js';
+import { kFPCallNotSupported, kFPMiscErr, kFPNoErr, kFPParamErr, kFPTooManyFilesOpen, resultLabel, resultName } from './result-codes.js';
 import { versionNumber, type AfpVersion } from './versions.js';
 import { FsError } from '../volume/errors.js';
 import type { Volume } from '../volume/volume.js';
@@ -141,10 +141,9 @@ export class AfpSession implements DsiEndpoint {
     } catch (err) {
       reply = { code: this.errorCode(err, code) };
     }
-    if (this.log.isLevelEnabled('debug')) {
-      const us = Number(process.hrtime.bigint() - started) / 1000;
-      this.log.debug({ cmd: commandName(code), result: resultName(reply.code), us }, 'afp');
-    }
+    const us = Number(process.hrtime.bigint() - started) / 1000;
+    this.ctx.observeCommand?.(commandName(code), resultLabel(reply.code), us / 1e6);
+    if (this.log.isLevelEnabled('debug')) this.log.debug({ cmd: commandName(code), result: resultName(reply.code), us }, 'afp');
     // Cached before the reply leaves: a Mac that never sees it sends the request again.
     if (this.user !== null && needsReplayEntry(p)) {
       await this.replay.remember(req.requestId, code, reply).catch((err: unknown) => this.log.warn({ err, cmd: commandName(code) }, 'could not store the replay-cache entry'));

@@ -157,6 +157,11 @@ export class BandCache {
     return this.dirtyBytes;
   }
 
+  /** Bytes of clean blocks the cache holds (evicted by LRU beyond size - dirtyLimit). */
+  get cleanBytes(): number {
+    return this.clean.calculatedSize;
+  }
+
   get dirtyLimit(): number {
     return this.opts.dirtyLimit;
   }

@@ -25,6 +25,9 @@ export class UploadPipeline {
   private readonly failures = new Map<string, number>();
   private closed = false;
 
+  /** Uploads that finished, and runs that failed (each retried later), since start. */
+  readonly stats = { done: 0, failed: 0 };
+
   constructor(concurrency: number, private readonly log: Logger) {
     this.queue = new PQueue({ concurrency });
   }
@@ -58,8 +61,10 @@ export class UploadPipeline {
           if (this.queued.get(id) === entry) this.queued.delete(id);
           try {
             await job();
+            this.stats.done++;
             this.failures.delete(id);
           } catch (err) {
+            this.stats.failed++;
             this.retryLater(id, job, err);
           }
         },
@@ -67,6 +72,11 @@ export class UploadPipeline {
       )
       .then(() => undefined);
     return entry.done;
+  }
+
+  /** Blocks queued or being uploaded now. */
+  get depth(): number {
+    return this.queue.size + this.queue.pending;
   }
 
   private retryLater(id: string, job: UploadJob, err: unknown): void {

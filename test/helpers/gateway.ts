@@ -36,6 +36,8 @@ export async function startTestGateway(opts: TestGatewayOptions = {}): Promise<T
       auth: { scrypt: TEST_SCRYPT },
       // Test gateways stay off the network's mDNS; test/discovery covers advertising.
       bonjour: { enabled: false },
+      // Many test gateways share the machine: metrics only where a test asks (port 0 = any).
+      ops: { metricsListen: null },
       ...opts.config,
     },
     { source: 'test', baseDir: dataDir },

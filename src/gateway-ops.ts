@@ -1,0 +1,71 @@
+/**
+ * What the gateway tells its operators: the Prometheus metrics and the health and readiness
+ * checks served by src/ops/http-server.ts. Built at the composition root, because it reads
+ * every layer (sessions, the cache, the upload pipeline, the stores) and no layer below may
+ * know the others.
+ */
+import type { AfpServerContext } from './afp/context.js';
+import type { BandCache } from './blocks/band-cache.js';
+import type { UploadPipeline } from './blocks/upload-pipeline.js';
+import type { DsiServer } from './dsi/server.js';
+import type { MetaStore } from './meta/meta-store.js';
+import type { CheckResult, OpsEndpoints } from './ops/http-server.js';
+import { MetricsRegistry } from './ops/metrics.js';
+
+export interface GatewayParts {
+  ctx: AfpServerContext;
+  server: DsiServer;
+  meta: MetaStore;
+  cache: BandCache;
+  uploads: UploadPipeline;
+  nodeId: string;
+}
+
+/** How long a readiness probe waits for the metadata store. */
+const READY_TIMEOUT_MS = 2000;
+
+export function gatewayOps(p: GatewayParts): OpsEndpoints & { registry: MetricsRegistry } {
+  const registry = new MetricsRegistry();
+  const commands = registry.counter('afpgw_afp_commands_total', 'AFP commands run, by command and result code.');
+  const latency = registry.histogram('afpgw_afp_command_seconds', 'Time to run an AFP command, by command (from its request to its reply).');
+  p.ctx.observeCommand = (command, result, seconds) => {
+    commands.inc({ command, result });
+    latency.observe({ command }, seconds);
+  };
+  registry.gauge('afpgw_connections', 'DSI connections open now.', () => [{ value: p.server.connectionCount }]);
+  registry.gauge('afpgw_sessions_disconnected', 'Sessions whose connection dropped, waiting for their Mac to reconnect.', () => [{ value: p.ctx.sessions.disconnectedCount }]);
+  registry.gauge('afpgw_cache_dirty_bytes', 'Bytes in the cache not yet in the object store (whole blocks).', () => [{ value: p.cache.dirtyTotal }]);
+  registry.gauge('afpgw_cache_dirty_limit_bytes', 'Dirty bytes at which writers wait for uploads.', () => [{ value: p.cache.dirtyLimit }]);
+  registry.gauge('afpgw_cache_clean_bytes', 'Bytes of clean blocks in the cache.', () => [{ value: p.cache.cleanBytes }]);
+  registry.gauge('afpgw_upload_queue_depth', 'Blocks queued for upload or being uploaded.', () => [{ value: p.uploads.depth }]);
+  registry.gauge('afpgw_uploads_total', 'Block upload runs since start, by outcome (a failed run is retried).', () => [
+    { labels: { outcome: 'done' }, value: p.uploads.stats.done },
+    { labels: { outcome: 'failed' }, value: p.uploads.stats.failed },
+  ]);
+  registry.gauge('afpgw_up', 'The node serves AFP (1) or is stopping (0).', () => [{ labels: { node: p.nodeId }, value: p.ctx.shuttingDown ? 0 : 1 }]);
+
+  return {
+    registry,
+    metrics: () => registry.render(),
+    health: async (): Promise<CheckResult> => {
+      const stopping = p.ctx.shuttingDown;
+      return { ok: !stopping, checks: { afp: stopping ? 'stopping' : 'ok' } };
+    },
+    ready: async (): Promise<CheckResult> => {
+      const checks: Record<string, string> = { afp: p.ctx.shuttingDown ? 'stopping' : 'ok' };
+      checks.metadata = await within(READY_TIMEOUT_MS, p.meta.listNodes()).then(
+        (nodes) => (nodes.some((n) => n.id === p.nodeId) ? 'ok' : 'this node holds no lease'),
+        (err: unknown) => (err instanceof Error ? err.message : String(err)),
+      );
+      return { ok: Object.values(checks).every((c) => c === 'ok'), checks };
+    },
+  };
+}
+
+function within<T>(ms: number, work: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    work,
+    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms))),
+  ]).finally(() => clearTimeout(timer));
+}
