@@ -296,7 +296,8 @@ async function gateway(opts: Parameters<typeof startTestGateway>[0]): Promise<Te
     const r = await (redisForBench ??= startRedis());
     opts = { ...opts, config: { ...opts?.config, metadata: { backend: 'redis', url: r.url, keyPrefix: `bench${Date.now()}` } } };
   }
-  const g = await startTestGateway(opts);
+  // Metrics on, as a production gateway has them (the test helper turns them off).
+  const g = await startTestGateway({ ...opts, config: { ops: { metricsListen: { host: '127.0.0.1', port: 0 } }, ...opts?.config } });
   let stopping: Promise<void> | undefined;
   return { ...g, stop: () => (stopping ??= g.stop()) };
 }

@@ -24,7 +24,7 @@ async function timed(label: string, n: number, run: (i: number) => Promise<unkno
 }
 
 async function run(label: string, metadata: Record<string, unknown>): Promise<void> {
-  const g = await startTestGateway({ users: [{ name: 'bench', password: 'benchpw' }], config: { metadata } });
+  const g = await startTestGateway({ users: [{ name: 'bench', password: 'benchpw' }], config: { metadata, ops: { metricsListen: { host: '127.0.0.1', port: 0 } } } });
   try {
     const c = await AfpClient.connect(g.host, g.port);
     await c.login({ user: 'bench', password: 'benchpw' });
