@@ -9,6 +9,7 @@ import type { BandCache } from './blocks/band-cache.js';
 import type { UploadPipeline } from './blocks/upload-pipeline.js';
 import type { DsiServer } from './dsi/server.js';
 import type { MetaStore } from './meta/meta-store.js';
+import type { ObjectCallObserver } from './objects/measured-store.js';
 import type { CheckResult, OpsEndpoints } from './ops/http-server.js';
 import { MetricsRegistry } from './ops/metrics.js';
 
@@ -18,8 +19,13 @@ export interface GatewayParts {
   meta: MetaStore;
   cache: BandCache;
   uploads: UploadPipeline;
+  /** The object store's observer, which this sets. */
+  objectCalls: ObjectCallObserver;
   nodeId: string;
 }
+
+const IN = { direction: 'in' } as const;
+const OUT = { direction: 'out' } as const;
 
 /** How long a readiness probe waits for the metadata store. */
 const READY_TIMEOUT_MS = 2000;
@@ -28,9 +34,20 @@ export function gatewayOps(p: GatewayParts): OpsEndpoints & { registry: MetricsR
   const registry = new MetricsRegistry();
   const commands = registry.counter('afpgw_afp_commands_total', 'AFP commands run, by command and result code.');
   const latency = registry.histogram('afpgw_afp_command_seconds', 'Time to run an AFP command, by command (from its request to its reply).');
-  p.ctx.observeCommand = (command, result, seconds) => {
+  p.ctx.observeCommand = (command, result, seconds, bytesIn, bytesOut) => {
     commands.inc({ command, result });
     latency.observe({ command }, seconds);
+    afpBytes.inc(IN, bytesIn);
+    afpBytes.inc(OUT, bytesOut);
+  };
+  const afpBytes = registry.counter('afpgw_afp_bytes_total', 'AFP payload bytes, by direction (in: requests, out: replies).');
+  const objectRequests = registry.counter('afpgw_object_requests_total', 'Object store (S3) requests, by operation and outcome (ok, or the error).');
+  const objectSeconds = registry.histogram('afpgw_object_request_seconds', 'Object store (S3) request time, by operation.');
+  const objectBytes = registry.counter('afpgw_object_bytes_total', 'Object store bytes, by direction (out: PUT, in: GET).');
+  p.objectCalls.observe = (op, outcome, seconds, bytes) => {
+    objectRequests.inc({ op, outcome });
+    objectSeconds.observe({ op }, seconds);
+    if (bytes > 0) objectBytes.inc({ direction: op === 'put' ? 'out' : 'in' }, bytes);
   };
   registry.gauge('afpgw_connections', 'DSI connections open now.', () => [{ value: p.server.connectionCount }]);
   registry.gauge('afpgw_sessions_disconnected', 'Sessions whose connection dropped, waiting for their Mac to reconnect.', () => [{ value: p.ctx.sessions.disconnectedCount }]);

@@ -7,6 +7,7 @@ import { SessionRegistry } from './afp/session-registry.js';
 import { LeaseReaper } from './cluster/lease-reaper.js';
 import { gatewayOps } from './gateway-ops.js';
 import { startOpsServer, type OpsServer } from './ops/http-server.js';
+import { MeasuredObjectStore, type ObjectCallObserver } from './objects/measured-store.js';
 import { serverFlags, statusBlock } from './afp/status.js';
 import { UserAuthenticator } from './auth/authenticator.js';
 import { LoginThrottle } from './auth/login-throttle.js';
@@ -60,10 +61,11 @@ export class Gateway {
     readonly fellBack: boolean,
     private readonly log: Logger,
     readonly volumes: VolumeSet,
-    private readonly data: { objects: ObjectStore; cache: BandCache; uploads: UploadPipeline },
+    private readonly data: { objects: ObjectStore; cache: BandCache; uploads: UploadPipeline; objectCalls: ObjectCallObserver },
   ) {}
 
   static async start(config: GatewayConfig, log: Logger): Promise<Gateway> {
+    const objectCalls: ObjectCallObserver = { observe: () => undefined };
     const meta = await openMetaStoreFromConfig(config.metadata);
     let server: DsiServer | undefined;
     let objects: ObjectStore | undefined;
@@ -71,7 +73,8 @@ export class Gateway {
     try {
       const identity = await meta.serverIdentity();
       const nodeId = `${hostname()}-${randomBytes(3).toString('hex')}`;
-      objects = await openObjectStore(config.objects);
+      // Its calls are counted once the ops endpoint sets the observer (see gatewayOps).
+      objects = new MeasuredObjectStore(await openObjectStore(config.objects), objectCalls);
       cache = await BandCache.open({ dir: config.cache.dir, size: config.cache.size, dirtyLimit: config.cache.dirtyLimit, log });
       const uploads = new UploadPipeline(config.cache.uploadConcurrency, log);
       const volumes = await VolumeSet.open(new VolumeCatalog(config.volumes), meta, {
@@ -139,7 +142,7 @@ export class Gateway {
         }
       }
       const listened = await server.listen(config.listen.host, config.listen.port, config.listen.fallbackPort);
-      const gw = new Gateway(config, meta, server, ctx, nodeId, listened.host, listened.port, listened.fellBack, log, volumes, { objects, cache, uploads });
+      const gw = new Gateway(config, meta, server, ctx, nodeId, listened.host, listened.port, listened.fellBack, log, volumes, { objects, cache, uploads, objectCalls });
       await gw.registerNode();
       gw.reaper = new LeaseReaper({
         nodeId,
@@ -247,7 +250,7 @@ export class Gateway {
   private async startOps(): Promise<void> {
     const where = this.config.ops.metricsListen;
     if (!where) return;
-    const endpoints = gatewayOps({ ctx: this.ctx, server: this.server, meta: this.meta, cache: this.data.cache, uploads: this.data.uploads, nodeId: this.nodeId });
+    const endpoints = gatewayOps({ ctx: this.ctx, server: this.server, meta: this.meta, cache: this.data.cache, uploads: this.data.uploads, objectCalls: this.data.objectCalls, nodeId: this.nodeId });
     try {
       this.ops = await startOpsServer(where.host, where.port, endpoints, this.log.child({ component: 'ops' }));
       this.log.info({ host: this.ops.host, port: this.ops.port }, `metrics and health checks on http://${this.ops.host}:${this.ops.port}/metrics`);

@@ -25,8 +25,8 @@ export interface AfpServerContext {
   log: Logger;
   /** Set during graceful shutdown: new logins get kFPServerGoingDown. */
   shuttingDown: boolean;
-  /** Told of every command a session ran: its name, its result code's name, how long it took. */
-  observeCommand?: (command: string, result: string, seconds: number) => void;
+  /** Told of every command a session ran: its name, its result code's name, how long it took, request and reply payload bytes. */
+  observeCommand?: (command: string, result: string, seconds: number, bytesIn: number, bytesOut: number) => void;
   /**
    * This gateway node's ID, recorded in the open-fork IDs the metadata store keeps so that
    * opens are unique across a pair. Defaults to 'local' (sessions IDs are random anyway).

@@ -142,7 +142,7 @@ export class AfpSession implements DsiEndpoint {
       reply = { code: this.errorCode(err, code) };
     }
     const us = Number(process.hrtime.bigint() - started) / 1000;
-    this.ctx.observeCommand?.(commandName(code), resultLabel(reply.code), us / 1e6);
+    this.ctx.observeCommand?.(commandName(code), resultLabel(reply.code), us / 1e6, p.length, payloadBytes(reply.payload));
     if (this.log.isLevelEnabled('debug')) this.log.debug({ cmd: commandName(code), result: resultName(reply.code), us }, 'afp');
     // Cached before the reply leaves: a Mac that never sees it sends the request again.
     if (this.user !== null && needsReplayEntry(p)) {
@@ -376,4 +376,12 @@ export class AfpSession implements DsiEndpoint {
     // DSI calls this synchronously; the release runs on and reports its own failures.
     this.end(`connection ${reason}`).catch((err: unknown) => this.log.error({ err }, 'releasing the session failed'));
   }
+}
+
+function payloadBytes(payload: DsiReply['payload']): number {
+  if (payload === undefined) return 0;
+  if (Buffer.isBuffer(payload)) return payload.length;
+  let n = 0;
+  for (const b of payload) n += b.length;
+  return n;
 }
