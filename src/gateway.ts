@@ -47,6 +47,8 @@ export class Gateway {
   advertiserLeader: AdvertiserLeader | null = null;
   /** The metrics and health endpoint; null when ops.metricsListen is null or its port could not be bound. */
   ops: OpsServer | null = null;
+  private opsEndpoints: { close(): void } | null = null;
+  readonly startedAt = Date.now();
   /** Releases what dead nodes (of a pair, or earlier processes of this one) left in the fork stores. */
   reaper: LeaseReaper | null = null;
 
@@ -250,7 +252,21 @@ export class Gateway {
   private async startOps(): Promise<void> {
     const where = this.config.ops.metricsListen;
     if (!where) return;
-    const endpoints = gatewayOps({ ctx: this.ctx, server: this.server, meta: this.meta, cache: this.data.cache, uploads: this.data.uploads, objectCalls: this.data.objectCalls, nodeId: this.nodeId });
+    const endpoints = gatewayOps({
+      ctx: this.ctx,
+      volumes: this.volumes,
+      serverName: this.config.serverName,
+      version: VERSION,
+      startedAt: this.startedAt,
+      cacheSizeBytes: this.config.cache.size,
+      server: this.server,
+      meta: this.meta,
+      cache: this.data.cache,
+      uploads: this.data.uploads,
+      objectCalls: this.data.objectCalls,
+      nodeId: this.nodeId,
+    });
+    this.opsEndpoints = endpoints;
     try {
       this.ops = await startOpsServer(where.host, where.port, endpoints, this.log.child({ component: 'ops' }));
       this.log.info({ host: this.ops.host, port: this.ops.port }, `metrics and health checks on http://${this.ops.host}:${this.ops.port}/metrics`);
@@ -297,6 +313,7 @@ export class Gateway {
       await this.data.cache.close();
       await this.data.objects.close();
       await this.ops?.close();
+      this.opsEndpoints?.close();
       await this.meta.unregisterNode(this.nodeId).catch((err: unknown) => this.log.warn({ err }, 'could not release node lease'));
       await this.meta.close();
       this.log.info('stopped');

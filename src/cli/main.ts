@@ -4,6 +4,7 @@ import { parseCli } from './options.js';
 import { ls } from './ls.js';
 import { probe } from './probe.js';
 import { serve } from './serve.js';
+import { status } from './status.js';
 import { get, put } from './transfer.js';
 import { user } from './user.js';
 
@@ -28,10 +29,14 @@ commands:
                             copy a file from a volume
                             (put/get: a PATH ending in / or a local directory keeps
                             the file's name; progress goes to stderr)
+  status [HOST:PORT] [--json]
+                            what a running gateway is doing: sessions, volumes,
+                            cache, uploads (from its ops endpoint, default
+                            127.0.0.1:9548; the same as its page at /status)
   version                   print the version
 `;
 
-const commands: Record<string, (o: ReturnType<typeof parseCli>) => Promise<number>> = { serve, user, probe, ls, put, get };
+const commands: Record<string, (o: ReturnType<typeof parseCli>) => Promise<number>> = { serve, user, probe, ls, put, get, status };
 
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;

@@ -140,6 +140,11 @@ export class DsiConnection {
     this.sleeping = sleeping;
   }
 
+  /** Who handles this connection's requests (null before DSIOpenSession). */
+  get currentEndpoint(): DsiEndpoint | null {
+    return this.endpoint;
+  }
+
   /**
    * Hands this connection to another endpoint: a session that lost its own connection and is
    * resumed here (primary reconnect). Requests after the one under way go to the new endpoint.

@@ -1,11 +1,12 @@
 /**
- * The gateway's operations endpoint: Prometheus metrics, and the health and readiness checks
- * that keepalived and orchestrators poll. Plain node:http, GET only, no body parsing: nothing
+ * The gateway's operations endpoint: the status page (and its JSON), Prometheus metrics, and
+ * the health and readiness checks that keepalived and orchestrators poll. Plain node:http, GET only, no body parsing: nothing
  * a request sends can make it do work beyond rendering these answers.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from './log.js';
+import { renderStatusPage, type StatusReport } from './status-page.js';
 
 export interface CheckResult {
   ok: boolean;
@@ -15,6 +16,8 @@ export interface CheckResult {
 
 export interface OpsEndpoints {
   metrics(): string;
+  /** The facts of the status page. */
+  status(): Promise<StatusReport>;
   /** The process serves AFP (liveness: restart it when this fails). */
   health(): Promise<CheckResult>;
   /** The node can serve a Mac now: its stores answer and it is not stopping (keepalived, load balancers). */
@@ -71,6 +74,18 @@ async function handle(req: IncomingMessage, res: ServerResponse, e: OpsEndpoints
     res.end(req.method === 'HEAD' ? undefined : body);
     return;
   }
+  if (path === '/' || path === '/status') {
+    const body = renderStatusPage(await e.status());
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+    res.end(req.method === 'HEAD' ? undefined : body);
+    return;
+  }
+  if (path === '/status.json') {
+    const body = JSON.stringify(await e.status());
+    res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+    res.end(req.method === 'HEAD' ? undefined : body + '\n');
+    return;
+  }
   if (path === '/healthz' || path === '/readyz') {
     const r = await (path === '/healthz' ? e.health() : e.ready());
     res.writeHead(r.ok ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store' });
@@ -78,5 +93,5 @@ async function handle(req: IncomingMessage, res: ServerResponse, e: OpsEndpoints
     return;
   }
   res.writeHead(404, { 'content-type': 'text/plain' });
-  res.end('not found: /metrics, /healthz and /readyz are served here\n');
+  res.end('not found: /status, /status.json, /metrics, /healthz and /readyz are served here\n');
 }

@@ -9,6 +9,7 @@ import { AfpClient } from '../../src/client/afp-client.js';
 import { ForkMode } from '../../src/client/afp-fork.js';
 import { ROOT } from '../../src/client/afp-volume.js';
 import { MetricsRegistry } from '../../src/ops/metrics.js';
+import { runCli } from '../helpers/cli.js';
 import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
 
 const USER = { name: 'ops', password: 'ops-pw' };
@@ -139,5 +140,44 @@ describe('the gateway ops endpoint', () => {
     } finally {
       g.gw.ctx.shuttingDown = false;
     }
+  });
+  it('renders the status page with the sessions, the volumes and the cache, and the same as JSON for the CLI', async () => {
+    const c = await AfpClient.connect(g.host, g.port);
+    await c.login({ user: USER.name, password: USER.password });
+    await c.openVolume('Data');
+    const page = await fetch(`${base}/status`);
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get('content-type') ?? '', /^text\/html/);
+    const html = await page.text();
+    const table = (id: string): string[][] => {
+      const body = new RegExp(`<table id="${id}">[\\s\\S]*?<tbody>([\\s\\S]*?)</tbody>`).exec(html);
+      assert.ok(body, `a ${id} table`);
+      return [...body[1]!.matchAll(/<tr>([\s\S]*?)<\/tr>/g)].map((row) => [...row[1]!.matchAll(/<td[^>]*>([\s\S]*?)<\/td>/g)].map((cell) => cell[1]!));
+    };
+    const sessions = table('sessions');
+    assert.equal(sessions.length, 1, 'one connected Mac');
+    assert.equal(sessions[0]![0], USER.name);
+    assert.equal(sessions[0]![1], '127.0.0.1');
+    assert.equal(sessions[0]![3], 'Data');
+    const volumes = table('volumes');
+    assert.ok(volumes[0]![0]!.startsWith('Data'));
+    assert.match(volumes[0]![1]!, /MiB|KiB|B/, 'its used space');
+    assert.match(html, /<meta http-equiv="refresh" content="5">/, 'the page refreshes itself');
+    assert.ok(!html.includes(USER.password), 'no password on the page');
+
+    const json = (await (await fetch(`${base}/status.json`)).json()) as { sessions: { user: string }[]; volumes: { name: string; usedBytes: number }[] };
+    assert.deepEqual(json.sessions.map((s) => s.user), [USER.name]);
+    assert.equal(json.volumes[0]!.name, 'Data');
+    assert.ok(json.volumes[0]!.usedBytes >= 5 * 1024 * 1024, 'the file written earlier counts');
+
+    const cli = await runCli(['status', `127.0.0.1:${g.gw.ops!.port}`]);
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.match(cli.stdout, /sessions: 1 connected/);
+    assert.match(cli.stdout, new RegExp(`^  ${USER.name} +127\\.0\\.0\\.1`, 'm'));
+    assert.match(cli.stdout, /^  Data +\d/m);
+    await c.close();
+    const down = await runCli(['status', '127.0.0.1:1']);
+    assert.equal(down.code, 1);
+    assert.match(down.stderr, /no answer from http:\/\/127\.0\.0\.1:1\/status\.json/);
   });
 });
