@@ -53,7 +53,7 @@ export class Gateway {
   reaper: LeaseReaper | null = null;
 
   private constructor(
-    readonly config: GatewayConfig,
+    public config: GatewayConfig,
     readonly meta: MetaStore,
     readonly server: DsiServer,
     readonly ctx: AfpServerContext,
@@ -171,6 +171,26 @@ export class Gateway {
       await meta.close().catch(() => undefined);
       throw err;
     }
+  }
+
+  /**
+   * SIGHUP: applies a new configuration without dropping a session. Volume access, passwords
+   * and size limits, new volumes (at the end of the list) and the log level take effect now;
+   * users live in the metadata store and need no reload. Every other change is reported as
+   * waiting for a restart.
+   */
+  async reload(next: GatewayConfig): Promise<{ applied: string[]; needRestart: string[] }> {
+    const { applied, needRestart } = await this.volumes.reload(next.volumes);
+    if (next.log.level !== this.config.log.level) {
+      this.log.level = next.log.level;
+      applied.push(`log.level ${next.log.level}`);
+    }
+    const rest = (c: GatewayConfig): string => JSON.stringify({ ...c, volumes: undefined, log: undefined });
+    if (rest(next) !== rest(this.config)) needRestart.push('settings other than volumes and log.level');
+    // What took effect is now the running configuration; the rest still waits for a restart.
+    this.config = { ...this.config, volumes: this.volumes.all().map((v) => ({ ...v.def, users: [...v.def.users] })), log: next.log };
+    this.log.info({ applied, needRestart }, needRestart.length > 0 ? 'configuration reloaded; some changes wait for a restart' : 'configuration reloaded');
+    return { applied, needRestart };
   }
 
   /** Bytes in the cache that are not yet in the object store (counted in whole blocks). */

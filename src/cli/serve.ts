@@ -20,6 +20,12 @@ export async function serve(opts: CliOptions): Promise<number> {
     };
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGHUP', () => {
+      // A broken file is refused whole: the running configuration stays.
+      loadConfig(configSource(opts))
+        .then((next) => gw.reload(next))
+        .catch((err: unknown) => log.error({ err: err instanceof Error ? err.message : String(err) }, 'configuration reload refused; the running configuration stays'));
+    });
   });
   return 0;
 }

@@ -23,10 +23,15 @@ export interface Principal {
 
 /** The configured volumes and who may see them. */
 export class VolumeCatalog {
-  private readonly defs: readonly VolumeDef[];
+  private readonly defs: VolumeDef[];
 
   constructor(defs: readonly VolumeDef[]) {
-    this.defs = defs;
+    this.defs = [...defs];
+  }
+
+  /** A volume configured while the server runs (a reload); it comes after the others. */
+  add(def: VolumeDef): void {
+    this.defs.push(def);
   }
 
   all(): readonly VolumeDef[] {

@@ -27,39 +27,87 @@ export interface DataPlane {
  * (first volume = 1), so they stay the same across restarts and on both nodes of a pair.
  */
 export class VolumeSet {
-  private constructor(readonly catalog: VolumeCatalog, private readonly byId: Map<number, Volume>, private readonly collectors: GarbageCollector[]) {}
+  private constructor(
+    readonly catalog: VolumeCatalog,
+    private readonly byId: Map<number, Volume>,
+    private readonly collectors: GarbageCollector[],
+    private readonly meta: MetaStore,
+    private readonly plane: DataPlane,
+  ) {}
 
   static async open(catalog: VolumeCatalog, meta: MetaStore, plane: DataPlane): Promise<VolumeSet> {
-    const byId = new Map<number, Volume>();
-    const collectors: GarbageCollector[] = [];
+    const set = new VolumeSet(catalog, new Map(), [], meta, plane);
     let wireId = 1;
-    for (const def of catalog.all()) {
-      const fold = folder(def.caseSensitive);
-      const key = volumeKey(def);
-      const ns = meta.namespace(key, { fold });
-      const blockSize = await ns.fixBlockSize(def.blockSize);
-      if (blockSize !== def.blockSize) {
-        plane.log.warn({ volume: def.name, configured: def.blockSize, kept: blockSize }, 'volume blockSize differs from the one its data was written with; keeping the original');
-      }
-      const data = await VolumeData.open({
-        volumeKey: key,
-        blockSize,
-        store: ns,
-        objects: plane.objects,
-        cache: plane.cache,
-        uploads: plane.uploads,
-        durable: () => meta.sync(),
-        syncTimeoutMs: plane.syncTimeoutMs,
-        uploadDelayMs: plane.uploadDelayMs,
-        log: plane.log.child({ volume: def.name }),
-      });
-      const gc = new GarbageCollector({ volumeKey: key, store: ns, objects: plane.objects, graceMs: plane.gcGraceMs, intervalMs: plane.gcIntervalMs, log: plane.log });
-      gc.start();
-      collectors.push(gc);
-      byId.set(wireId, await Volume.open(def, wireId, ns, fold, () => meta.sync(), { data, forks: meta.forks(key), nodeId: plane.nodeId, key }));
-      wireId++;
+    for (const def of catalog.all()) await set.openOne(def, wireId++);
+    return set;
+  }
+
+  private async openOne(def: VolumeDef, wireId: number): Promise<Volume> {
+    const { meta, plane } = this;
+    const fold = folder(def.caseSensitive);
+    const key = volumeKey(def);
+    const ns = meta.namespace(key, { fold });
+    const blockSize = await ns.fixBlockSize(def.blockSize);
+    if (blockSize !== def.blockSize) {
+      plane.log.warn({ volume: def.name, configured: def.blockSize, kept: blockSize }, 'volume blockSize differs from the one its data was written with; keeping the original');
     }
-    return new VolumeSet(catalog, byId, collectors);
+    const data = await VolumeData.open({
+      volumeKey: key,
+      blockSize,
+      store: ns,
+      objects: plane.objects,
+      cache: plane.cache,
+      uploads: plane.uploads,
+      durable: () => meta.sync(),
+      syncTimeoutMs: plane.syncTimeoutMs,
+      uploadDelayMs: plane.uploadDelayMs,
+      log: plane.log.child({ volume: def.name }),
+    });
+    const gc = new GarbageCollector({ volumeKey: key, store: ns, objects: plane.objects, graceMs: plane.gcGraceMs, intervalMs: plane.gcIntervalMs, log: plane.log });
+    gc.start();
+    this.collectors.push(gc);
+    const v = await Volume.open(def, wireId, ns, fold, () => meta.sync(), { data, forks: meta.forks(key), nodeId: plane.nodeId, key });
+    this.byId.set(wireId, v);
+    return v;
+  }
+
+  /**
+   * Applies a new list of volume definitions while sessions go on (SIGHUP). Who may use a
+   * volume, its password and its size limit change in place; volumes added at the end of the
+   * list are opened. What would change what a connected Mac already holds (a volume's name,
+   * key, case sensitivity, block size or Time Machine flag; a removed or reordered volume)
+   * waits for a restart, and is reported so.
+   */
+  async reload(defs: readonly VolumeDef[]): Promise<{ applied: string[]; needRestart: string[] }> {
+    const applied: string[] = [];
+    const needRestart: string[] = [];
+    const current = this.all();
+    for (let i = 0; i < Math.max(defs.length, current.length); i++) {
+      const next = defs[i];
+      const v = current[i];
+      if (!v) {
+        if (!next) continue;
+        await this.openOne(next, this.byId.size + 1);
+        this.catalog.add(next);
+        applied.push(`volume ${next.name} added`);
+        continue;
+      }
+      if (!next || volumeKey(next) !== v.key) {
+        needRestart.push(next ? `volume ${i + 1} is now ${next.name} (was ${v.def.name})` : `volume ${v.def.name} removed`);
+        continue;
+      }
+      for (const field of ['name', 'caseSensitive', 'blockSize', 'timeMachine'] as const) {
+        if (next[field] !== v.def[field]) needRestart.push(`${v.def.name}: ${field}`);
+      }
+      const live = { users: next.users, allowGuest: next.allowGuest, sizeLimit: next.sizeLimit, password: next.password };
+      for (const [field, value] of Object.entries(live)) {
+        if (JSON.stringify(value) !== JSON.stringify(v.def[field as keyof typeof live])) applied.push(`${v.def.name}: ${field}`);
+      }
+      // The catalog and the volume share this object: access checks see the change at once.
+      Object.assign(v.def, live);
+      if (next.password === undefined) delete (v.def as { password?: string }).password;
+    }
+    return { applied, needRestart };
   }
 
   byWireId(id: number): Volume | undefined {
