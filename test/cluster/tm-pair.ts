@@ -14,6 +14,7 @@ import type { S3ObjectsConfig } from '../../src/config/schema.js';
 import { startServe } from '../helpers/cli.js';
 import { TEST_SCRYPT } from '../helpers/gateway.js';
 import { freePort } from '../helpers/ports.js';
+import { reapOnExit } from '../helpers/reap.js';
 import { TM_VOLUME } from '../data/time-machine.js';
 
 export interface PairNode {
@@ -26,25 +27,6 @@ export interface PairNode {
   /** Everything the process wrote so far (pino JSON lines). */
   output: () => string;
 }
-
-const running = new Set<ChildProcess>();
-
-function killAll(): void {
-  for (const child of running) child.kill('SIGKILL');
-  running.clear();
-}
-
-process.on('exit', killAll);
-
-// 'exit' does not run when a signal ends the process: kill them then too, and let the signal
-// do what it would have done.
-const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
-function onSignal(signal: NodeJS.Signals): void {
-  killAll();
-  for (const s of SIGNALS) process.off(s, onSignal);
-  if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
-}
-for (const s of SIGNALS) process.on(s, onSignal);
 
 export interface PairNodeOptions {
   work: string;
@@ -79,12 +61,9 @@ export async function startPairNode(o: PairNodeOptions): Promise<PairNode> {
   const port = await freePort();
   const file = await writePairConfig(o, port);
   const { child, output } = await startServe(['--config', file], testKnobsUnset());
-  running.add(child);
+  reapOnExit(child);
   o.children.add(child);
-  child.once('exit', () => {
-    running.delete(child);
-    o.children.delete(child);
-  });
+  child.once('exit', () => o.children.delete(child));
   return { name: o.name, host: '127.0.0.1', port, child, file, output };
 }
 

@@ -19,6 +19,7 @@ import { delimiter, join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { Redis } from 'ioredis';
 import { freePort } from './ports.js';
+import { reapOnExit, terminate } from './reap.js';
 import { startRedis, type RedisServer } from './redis-server.js';
 
 export interface Address {
@@ -66,31 +67,6 @@ const READY_TIMEOUT_MS = 30_000;
 const START_ATTEMPTS = 3;
 /** Data servers: an initial sync without the 5 s wait for more replicas, so a replica is up at once. */
 const SERVER_ARGS = ['--repl-diskless-sync-delay', '0'];
-
-// ---- sentinel processes, never left behind ---------------------------------------------------
-
-const running = new Set<ChildProcess>();
-
-function killAll(): void {
-  for (const child of running) child.kill('SIGKILL');
-  running.clear();
-}
-
-process.on('exit', killAll);
-
-// As in redis-server.ts: 'exit' does not run when a signal ends the process.
-const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
-function onSignal(signal: NodeJS.Signals): void {
-  killAll();
-  unwatchSignals();
-  if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
-}
-function watchSignals(): void {
-  for (const s of SIGNALS) if (!process.listeners(s).includes(onSignal)) process.on(s, onSignal);
-}
-function unwatchSignals(): void {
-  for (const s of SIGNALS) process.off(s, onSignal);
-}
 
 function onPath(binary: string): boolean {
   return (process.env.PATH ?? '').split(delimiter).some((dir) => {
@@ -162,8 +138,7 @@ async function startSentinelOnce(port: number, master: Address, o: Required<Sent
     ].join('\n'),
   );
   const child = spawn(SENTINEL, [conf], { stdio: ['ignore', 'pipe', 'pipe'] });
-  running.add(child);
-  watchSignals();
+  reapOnExit(child);
 
   // The whole log (a test prints it when a failover goes wrong); reading it also keeps the pipe from filling up.
   let output = '';
@@ -172,7 +147,6 @@ async function startSentinelOnce(port: number, master: Address, o: Required<Sent
   };
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let spawnError: Error | undefined;
   child.once('error', (err) => {
     spawnError = err;
@@ -185,14 +159,7 @@ async function startSentinelOnce(port: number, master: Address, o: Required<Sent
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
-        await exited;
-        clearTimeout(timer);
-      }
-      running.delete(child);
-      if (running.size === 0) unwatchSignals();
+      await terminate(child);
       await rm(dir, { recursive: true, force: true });
     })();
     return stopping;

@@ -8,6 +8,7 @@ import { accessSync, constants } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { freePort } from './ports.js';
+import { reapOnExit, terminate } from './reap.js';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -22,30 +23,6 @@ export interface RedisServer {
 const BINARY = 'redis-server';
 const READY_TIMEOUT_MS = 5000;
 const START_ATTEMPTS = 3;
-
-const running = new Set<ChildProcess>();
-
-function killAll(): void {
-  for (const child of running) child.kill('SIGKILL');
-  running.clear();
-}
-
-process.on('exit', killAll);
-
-// 'exit' does not run when a signal ends the process, so also catch the usual ones while a
-// server is up, then let the signal do what it would have done.
-const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
-function onSignal(signal: NodeJS.Signals): void {
-  killAll();
-  unwatchSignals();
-  if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
-}
-function watchSignals(): void {
-  for (const s of SIGNALS) if (!process.listeners(s).includes(onSignal)) process.on(s, onSignal);
-}
-function unwatchSignals(): void {
-  for (const s of SIGNALS) process.off(s, onSignal);
-}
 
 let available: boolean | undefined;
 
@@ -92,8 +69,7 @@ async function startOnce(port: number, extraArgs: string[]): Promise<RedisServer
   const dir = await mkdtemp(join(tmpdir(), 'afpgw-redis-'));
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...extraArgs];
   const child = spawn(BINARY, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  running.add(child);
-  watchSignals();
+  reapOnExit(child);
 
   // Keep the tail of the server's output for error messages; reading it also stops the
   // pipe from filling up and blocking the server.
@@ -104,7 +80,6 @@ async function startOnce(port: number, extraArgs: string[]): Promise<RedisServer
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
 
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let spawnError: Error | undefined;
   child.once('error', (err) => {
     spawnError = err;
@@ -119,14 +94,7 @@ async function startOnce(port: number, extraArgs: string[]): Promise<RedisServer
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
-        await exited;
-        clearTimeout(timer);
-      }
-      running.delete(child);
-      if (running.size === 0) unwatchSignals();
+      await terminate(child);
       await rm(dir, { recursive: true, force: true });
     })();
     return stopping;

@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { S3ObjectsConfig } from '../../src/config/schema.js';
+import { reapOnExit, terminate } from './reap.js';
 
 export interface S3Server {
   endpoint: string;
@@ -34,11 +35,6 @@ const SECRET_KEY = 'S3RVER';
 const CHILD_FLAG = '--afpgw-s3rver-child';
 const READY_TIMEOUT_MS = 15_000;
 
-const running = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const child of running) child.kill('SIGKILL');
-});
-
 export async function startS3(opts: { bucket?: string } = {}): Promise<S3Server> {
   const bucket = opts.bucket ?? 'afpgw-test';
   const dir = await mkdtemp(join(tmpdir(), 'afpgw-s3rver-'));
@@ -49,24 +45,17 @@ export async function startS3(opts: { bucket?: string } = {}): Promise<S3Server>
     stdio: ['pipe', 'pipe', 'pipe'],
     env,
   });
-  running.add(child);
+  reapOnExit(child);
 
   let output = '';
   child.stderr.on('data', (chunk: Buffer) => {
     output = (output + chunk.toString('utf8')).slice(-4000);
   });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
-        await exited;
-        clearTimeout(timer);
-      }
-      running.delete(child);
+      await terminate(child);
       await rm(dir, { recursive: true, force: true });
     })();
     return stopping;
