@@ -6,11 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { stringify } from 'yaml';
 import { AfpCommand } from '../../src/afp/commands.js';
 import { kFPDenyConflict, kFPNoErr, kFPRangeOverlap } from '../../src/afp/result-codes.js';
 import { AfpClient } from '../../src/client/afp-client.js';
@@ -18,11 +17,10 @@ import { ForkMode } from '../../src/client/afp-fork.js';
 import { encodePath, ROOT } from '../../src/client/afp-volume.js';
 import { Writer } from '../../src/wire/writer.js';
 import { resultCode } from '../helpers/afp.js';
-import { runCli, startServe } from '../helpers/cli.js';
-import { TEST_SCRYPT } from '../helpers/gateway.js';
-import { freePort } from '../helpers/ports.js';
+import { runCli } from '../helpers/cli.js';
 import { redisAvailable, startRedis, type RedisServer } from '../helpers/redis-server.js';
 import { s3Config, startS3, type S3Server } from '../helpers/s3-server.js';
+import { startPairNode, testKnobsUnset, type PairNode } from './tm-pair.js';
 
 const USER = { name: 'mac', password: 'mac-secret' };
 const LOGIN = { user: USER.name, password: USER.password };
@@ -44,26 +42,8 @@ describe('failover: a Mac resumes its session on the surviving gateway', () => {
   let work: string;
   const children = new Set<ChildProcess>();
 
-  async function node(name: string): Promise<{ port: number; child: ChildProcess; file: string }> {
-    const port = await freePort();
-    const cfg = {
-      serverName: 'Pair',
-      dataDir: join(work, name),
-      listen: { host: '127.0.0.1', port, fallbackPort: null },
-      metadata: { backend: 'redis', url: redis!.url, keyPrefix: 'pair' },
-      objects: s3Config(s3, { prefix: 'pair' }),
-      cache: { dir: join(work, name, 'cache') },
-      volumes: [{ name: 'TimeMachine', timeMachine: true }],
-      auth: { scrypt: TEST_SCRYPT },
-      log: { level: 'info' },
-    };
-    const file = join(work, `${name}.yaml`);
-    await writeFile(file, stringify(cfg));
-    const { child } = await startServe(['--config', file]);
-    children.add(child);
-    child.once('exit', () => children.delete(child));
-    return { port, child, file };
-  }
+  const node = (name: string): Promise<PairNode> =>
+    startPairNode({ work, name, children, metadata: { backend: 'redis', url: redis!.url, keyPrefix: 'pair' }, objects: s3Config(s3, { prefix: 'pair' }) });
 
   before(async () => {
     if (!redisAvailable()) {
@@ -85,9 +65,9 @@ describe('failover: a Mac resumes its session on the surviving gateway', () => {
   it('forks, deny modes, locks, synced bytes and cached replies survive the death of the node', async (t) => {
     if (!redis) return t.skip('redis-server not installed');
     const a = await node('a');
-    const added = await runCli(['user', 'add', USER.name, '--config', a.file], `${USER.password}\n${USER.password}\n`);
+    const added = await runCli(['user', 'add', USER.name, '--config', a.file], `${USER.password}\n${USER.password}\n`, testKnobsUnset());
     assert.equal(added.code, 0, added.stderr);
-    const admin = await runCli(['user', 'add', WATCHER.user, '--config', a.file], `${WATCHER.password}\n${WATCHER.password}\n`);
+    const admin = await runCli(['user', 'add', WATCHER.user, '--config', a.file], `${WATCHER.password}\n${WATCHER.password}\n`, testKnobsUnset());
     assert.equal(admin.code, 0, admin.stderr);
     const b = await node('b');
 
