@@ -700,13 +700,7 @@ export class VolumeData {
     }
     for (const fork of ['data', 'rsrc'] as const) {
       const st = this.forks.get(forkKey(file, fork));
-      if (!st) continue;
-      const node = await this.o.store.get(file);
-      const refs = await this.o.store.blockMap(file, fork);
-      st.refs.clear();
-      for (const [i, r] of refs) st.refs.set(i, r);
-      st.length = st.committedLength = node ? (fork === 'data' ? node.dataLength : node.rsrcLength) : 0;
-      st.metaDirty = false;
+      if (st) await this.refresh(st);
     }
   }
 
