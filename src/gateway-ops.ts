@@ -91,7 +91,7 @@ export function gatewayOps(p: GatewayParts): OpsEndpoints & { registry: MetricsR
     for (const conn of p.server.allConnections()) {
       const s = conn.currentEndpoint;
       if (!(s instanceof AfpSession) || s.user === null || s.state !== 'connected') continue;
-      sessions.push({ user: s.user.name, address: conn.remoteAddress, since: s.createdAt, volumes: [...s.openVolumes.values()].map((v) => v.name), openForks: s.forks.size });
+      sessions.push({ id: s.id, user: s.user.name, address: conn.remoteAddress, since: s.createdAt, volumes: [...s.openVolumes.values()].map((v) => v.name), openForks: s.forks.size });
     }
     const volumes = await Promise.all(
       p.volumes.all().map(async (v) => ({ name: v.name, usedBytes: await v.usedBytes(), limitBytes: v.def.sizeLimit ?? null, timeMachine: v.def.timeMachine })),

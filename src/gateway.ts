@@ -6,6 +6,8 @@ import { AfpSession } from './afp/session.js';
 import { SessionRegistry } from './afp/session-registry.js';
 import { LeaseReaper } from './cluster/lease-reaper.js';
 import { gatewayOps } from './gateway-ops.js';
+import { gatewayControl } from './gateway-control.js';
+import { startControlServer, type ControlServer } from './ops/control-server.js';
 import { startOpsServer, type OpsServer } from './ops/http-server.js';
 import { MeasuredObjectStore, type ObjectCallObserver } from './objects/measured-store.js';
 import { serverFlags, statusBlock } from './afp/status.js';
@@ -48,6 +50,8 @@ export class Gateway {
   /** The metrics and health endpoint; null when ops.metricsListen is null or its port could not be bound. */
   ops: OpsServer | null = null;
   private opsEndpoints: { close(): void } | null = null;
+  /** The control socket of `afp-gateway sessions`, `cache flush` and `gc`; null when disabled or not bound. */
+  control: ControlServer | null = null;
   readonly startedAt = Date.now();
   /** Releases what dead nodes (of a pair, or earlier processes of this one) left in the fork stores. */
   reaper: LeaseReaper | null = null;
@@ -158,6 +162,7 @@ export class Gateway {
       gw.reaper.start();
       gw.startBonjour(identity.signature);
       await gw.startOps();
+      await gw.startControl();
       log.info(
         { host: listened.host, port: listened.port, metadata: meta.kind, volumes: config.volumes.map((v) => v.name), uams: config.auth.uams, node: nodeId },
         `afp-gateway ${VERSION} listening on ${listened.host}:${listened.port}`,
@@ -295,6 +300,27 @@ export class Gateway {
     }
   }
 
+  /**
+   * Serves the control socket (ops.controlSocket). Like the metrics port, a socket that cannot
+   * be made is logged, not fatal; a second gateway on the same dataDir is refused the socket.
+   */
+  private async startControl(): Promise<void> {
+    const path = this.config.ops.controlSocket;
+    if (!path) return;
+    const log = this.log.child({ component: 'control' });
+    // sun_path holds 108 bytes with its terminating NUL.
+    if (Buffer.byteLength(path) > 107) {
+      log.error({ path }, 'ops.controlSocket: the path is longer than a Unix socket path may be (107 bytes); set a shorter one');
+      return;
+    }
+    try {
+      this.control = await startControlServer(path, gatewayControl({ ctx: this.ctx, server: this.server, volumes: this.volumes, cache: this.data.cache, log }), log);
+      log.info({ path }, `control socket at ${path}`);
+    } catch (err) {
+      log.error({ err, path }, 'cannot serve the control socket (ops.controlSocket); afp-gateway sessions, cache flush and gc will not reach this node');
+    }
+  }
+
   private async registerNode(): Promise<void> {
     const info = { id: this.nodeId, host: this.host, port: this.port, version: VERSION, startedAt: Date.now() };
     await this.meta.registerNode(info, NODE_LEASE_MS);
@@ -318,6 +344,7 @@ export class Gateway {
       this.ctx.shuttingDown = true;
       if (this.renewTimer) clearInterval(this.renewTimer);
       await this.reaper?.stop();
+      await this.control?.close();
       // Goodbyes first, so browsing Macs drop the server before it stops answering; then the
       // advertiser lease goes, and the other node of a pair advertises from its next claim.
       await this.advertiserLeader?.stop();

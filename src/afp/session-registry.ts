@@ -107,6 +107,11 @@ export class SessionRegistry {
     return this.expiry.size;
   }
 
+  /** Sessions of this node whose Mac has not come back yet (the ops endpoint lists them). */
+  waiting(): AfpSession[] {
+    return [...this.live.values()].filter((s) => s.state === 'disconnected');
+  }
+
   /** The session holding `token` on this node, if any. */
   local(token: string): AfpSession | undefined {
     return this.byToken.get(token);

@@ -662,6 +662,27 @@ export class VolumeData {
     await Promise.all(states.map((st) => this.sync(st, deadline)));
   }
 
+  /**
+   * `afp-gateway cache flush`: FPSyncFork of everything the volume holds at once. Every
+   * block dirty at the call is uploaded and committed, every uncommitted fork length
+   * committed, then the store synced. `onBlock` hears of each block as it lands, for a
+   * progress bar. Writes that arrive meanwhile are not waited for: a busy volume never
+   * has nothing dirty, but what was acknowledged before the call is durable after it.
+   */
+  async syncAll(deadline: number, onBlock?: (bytes: number) => void): Promise<void> {
+    const targets = this.o.cache.dirtyBlocks(this.o.volumeKey).map((b) => ({ b, seq: b.seq }));
+    await Promise.all(
+      targets.map(async ({ b, seq }) => {
+        await this.uploadThrough(b, seq, deadline);
+        onBlock?.(this.blockSize);
+      }),
+    );
+    const forks = [...this.forks.values()].filter((st) => st.metaDirty || st.length !== st.committedLength);
+    // A fork removed meanwhile has nothing left to make durable (commitMeta forgets it).
+    await Promise.all(forks.map((st) => withDeadline(this.commitMeta(st), deadline, 'committing a fork length', this.now)));
+    await withDeadline(this.o.durable(), deadline, 'the metadata store sync', this.now);
+  }
+
   /** Waits until block `b`'s writes up to `seq` are committed, pushing its upload to the front. */
   private async uploadThrough(b: CachedBlock, seq: number, deadline: number): Promise<void> {
     let pause = 100;

@@ -5,6 +5,10 @@ import { ls } from './ls.js';
 import { probe } from './probe.js';
 import { serve } from './serve.js';
 import { status } from './status.js';
+import { sessions } from './sessions.js';
+import { cache } from './cache.js';
+import { gc } from './gc.js';
+import { ControlUnreachable } from './control-client.js';
 import { get, put } from './transfer.js';
 import { user } from './user.js';
 
@@ -33,10 +37,20 @@ commands:
                             what a running gateway is doing: sessions, volumes,
                             cache, uploads (from its ops endpoint, default
                             127.0.0.1:9548; the same as its page at /status)
+  sessions [--kill ID] [--json]
+                            the running gateway's AFP sessions (id, user, Mac,
+                            state), or end one: its files close, its locks go,
+                            and its Mac cannot resume it
+  cache flush [--timeout S] upload and commit every dirty block now, with a
+                            progress bar (before maintenance of the cache disk)
+  gc [--json]               delete now the replaced objects whose grace period
+                            (objects.gcGraceSeconds) is over
+      (sessions, cache and gc reach the gateway through its control socket,
+      ops.controlSocket of --config FILE, or --socket PATH)
   version                   print the version
 `;
 
-const commands: Record<string, (o: ReturnType<typeof parseCli>) => Promise<number>> = { serve, user, probe, ls, put, get, status };
+const commands: Record<string, (o: ReturnType<typeof parseCli>) => Promise<number>> = { serve, user, probe, ls, put, get, status, sessions, cache, gc };
 
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -56,6 +70,10 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await run(parseCli(rest));
   } catch (e) {
+    if (e instanceof ControlUnreachable) {
+      process.stderr.write(`afp-gateway ${cmd}: ${e.message}\n`);
+      return 1;
+    }
     if (e instanceof ConfigError) {
       process.stderr.write(`afp-gateway: configuration error\n${e.message}\n`);
       return 78; // EX_CONFIG

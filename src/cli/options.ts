@@ -7,6 +7,12 @@ export interface CliOptions {
   user?: string;
   uam?: string;
   json: boolean;
+  /** The control socket of a running gateway (sessions, cache flush, gc). */
+  socket?: string;
+  /** `sessions --kill ID` */
+  kill?: string;
+  /** Seconds (`cache flush --timeout`); 0: none. */
+  timeout?: number;
   positionals: string[];
 }
 
@@ -23,6 +29,9 @@ export function parseCli(argv: string[]): CliOptions {
       user: { type: 'string', short: 'u' },
       uam: { type: 'string' },
       json: { type: 'boolean', default: false },
+      socket: { type: 'string' },
+      kill: { type: 'string' },
+      timeout: { type: 'string' },
     },
   });
   let port: number | undefined;
@@ -30,7 +39,15 @@ export function parseCli(argv: string[]): CliOptions {
     port = Number(values.port);
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`--port: ${values.port} is not a TCP port`);
   }
+  let timeout: number | undefined;
+  if (values.timeout !== undefined) {
+    timeout = Number(values.timeout);
+    if (!Number.isFinite(timeout) || timeout < 0) throw new Error(`--timeout: ${values.timeout} is not a number of seconds`);
+  }
   return {
+    ...(values.socket !== undefined ? { socket: values.socket } : {}),
+    ...(values.kill !== undefined ? { kill: values.kill } : {}),
+    ...(timeout !== undefined ? { timeout } : {}),
     ...(values.config !== undefined ? { config: values.config } : {}),
     ...(port !== undefined ? { port } : {}),
     ...(values.data !== undefined ? { data: values.data } : {}),

@@ -13,7 +13,7 @@ export async function serve(opts: CliOptions): Promise<number> {
   await new Promise<void>((resolve) => {
     const stop = (signal: string): void => {
       log.info({ signal }, 'shutting down');
-      gw.stop(2000).then(resolve, (err: unknown) => {
+      gw.stop(2000, config.cache.shutdownDrainSeconds * 1000).then(resolve, (err: unknown) => {
         log.error({ err }, 'shutdown failed');
         resolve();
       });

@@ -118,6 +118,10 @@ cache:
   uploadDelayMs: 2000
   # FPSyncFork/FPSyncDir fail (rather than wait longer) when the stores take longer than this.
   syncTimeoutSeconds: 60
+  # At SIGTERM, how long the cache's unuploaded writes get to reach the object store before
+  # the process exits (the rest is uploaded at the next start). Keep systemd's TimeoutStopSec
+  # above it.
+  shutdownDrainSeconds: 30
 
 auth:
   # Offered login methods: DHX2, DHCAST128, "Cleartxt Passwrd", "No User Authent" (guest).
@@ -155,6 +159,9 @@ ops:
   metricsListen:
     host: 127.0.0.1
     port: 9548
+  # Unix socket (mode 0600) through which \`afp-gateway sessions\`, \`cache flush\` and \`gc\`
+  # reach the running gateway. Default: <dataDir>/control.sock; null disables.
+  # controlSocket: /var/lib/afp-gateway/control.sock
 
 # Bonjour (mDNS) advertising, so Macs find the gateway in the Finder sidebar and in Time
 # Machine's list of backup disks (_afpovertcp._tcp, _adisk._tcp, _device-info._tcp).

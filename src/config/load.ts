@@ -346,6 +346,7 @@ function resolvePaths(p: ParsedConfig, prov: Provenance): GatewayConfig {
     objects:
       p.objects.backend === 'fs' ? { ...p.objects, path: pathAt(['objects', 'path'], p.objects.path, 'objects') } : p.objects,
     cache: { ...p.cache, dir: pathAt(['cache', 'dir'], p.cache.dir, 'cache') },
+    ops: { ...p.ops, controlSocket: p.ops.controlSocket === null ? null : pathAt(['ops', 'controlSocket'], p.ops.controlSocket, 'control.sock') },
   };
 }
 

@@ -250,6 +250,9 @@ const cacheSchema = z
     uploadDelayMs: int(0, 600_000).default(2000),
     // FPSyncFork/FPSyncDir answer an error when the stores cannot take the bytes this fast.
     syncTimeoutSeconds: int(1, 3600).default(60),
+    // SIGTERM uploads what the cache holds for at most this long before the process exits;
+    // the rest waits in the journal for the next start. Keep systemd's TimeoutStopSec above it.
+    shutdownDrainSeconds: int(0, 3600).default(30),
   })
   .superRefine((c, ctx) => {
     if (c.dirtyLimit !== undefined && c.dirtyLimit > c.size)
@@ -328,6 +331,10 @@ const opsSchema = z
       .strictObject({ host: nonEmpty.default('127.0.0.1'), port: port.default(9548) })
       .nullable()
       .prefault({}),
+    // The control socket of `afp-gateway sessions`, `cache flush` and `gc`: a Unix socket, so
+    // only who may open the file (the service user, root) can end sessions. Default:
+    // <dataDir>/control.sock; null disables.
+    controlSocket: nonEmpty.nullable().optional(),
   })
   .prefault({});
 
@@ -411,7 +418,8 @@ export type LogConfig = ParsedConfig['log'];
 export type BonjourConfig = ParsedConfig['bonjour'];
 
 /** The resolved configuration: every default filled in, sizes in bytes, every path absolute. */
-export interface GatewayConfig extends Omit<ParsedConfig, 'metadata' | 'objects' | 'cache'> {
+export interface GatewayConfig extends Omit<ParsedConfig, 'metadata' | 'objects' | 'cache' | 'ops'> {
+  ops: Omit<OpsConfig, 'controlSocket'> & { controlSocket: string | null };
   metadata: MetadataConfig;
   objects: ObjectsConfig;
   cache: CacheConfig;

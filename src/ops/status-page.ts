@@ -9,7 +9,7 @@ export interface StatusReport {
   serverName: string;
   startedAt: number;
   now: number;
-  sessions: { user: string; address: string; since: number; volumes: string[]; openForks: number }[];
+  sessions: { id: string; user: string; address: string; since: number; volumes: string[]; openForks: number }[];
   /** Sessions whose connection dropped, waiting for their Mac. */
   disconnected: number;
   volumes: { name: string; usedBytes: number; limitBytes: number | null; timeMachine: boolean }[];
@@ -63,9 +63,9 @@ function chart(samples: StatusReport['throughput']): string {
 
 export function renderStatusPage(r: StatusReport): string {
   const sessions = r.sessions.length === 0
-    ? '<tr><td colspan="5" class="muted">no Mac is connected</td></tr>'
+    ? '<tr><td colspan="6" class="muted">no Mac is connected</td></tr>'
     : r.sessions
-        .map((s) => `<tr><td>${esc(s.user)}</td><td>${esc(s.address)}</td><td>${formatDuration(r.now - s.since)}</td><td>${esc(s.volumes.join(', '))}</td><td>${s.openForks}</td></tr>`)
+        .map((s) => `<tr><td>${esc(s.user)}</td><td>${esc(s.address)}</td><td>${formatDuration(r.now - s.since)}</td><td>${esc(s.volumes.join(', '))}</td><td>${s.openForks}</td><td class="muted">${esc(s.id)}</td></tr>`)
         .join('\n');
   const volumes = r.volumes
     .map((v) => `<tr><td>${esc(v.name)}${v.timeMachine ? ' <span class="tag">Time Machine</span>' : ''}</td><td>${formatBytes(v.usedBytes)}</td><td>${v.limitBytes === null ? 'no limit' : formatBytes(v.limitBytes)}</td><td>${bar(v.usedBytes, v.limitBytes)}</td></tr>`)
@@ -85,7 +85,7 @@ table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.3em .6e
 <h1>${esc(r.serverName)}</h1>
 <p class="muted">node ${esc(r.node)}, afp-gateway ${esc(r.version)}, up ${formatDuration(r.now - r.startedAt)}</p>
 <h2>Sessions</h2>
-<table id="sessions"><thead><tr><th>user</th><th>Mac</th><th>connected for</th><th>volumes</th><th>open files</th></tr></thead><tbody>
+<table id="sessions"><thead><tr><th>user</th><th>Mac</th><th>connected for</th><th>volumes</th><th>open files</th><th>session</th></tr></thead><tbody>
 ${sessions}
 </tbody></table>
 <p class="muted">${r.disconnected} session(s) waiting for their Mac to reconnect</p>

@@ -30,13 +30,13 @@ export class VolumeSet {
   private constructor(
     readonly catalog: VolumeCatalog,
     private readonly byId: Map<number, Volume>,
-    private readonly collectors: GarbageCollector[],
+    private readonly collectors: Map<string, GarbageCollector>,
     private readonly meta: MetaStore,
     private readonly plane: DataPlane,
   ) {}
 
   static async open(catalog: VolumeCatalog, meta: MetaStore, plane: DataPlane): Promise<VolumeSet> {
-    const set = new VolumeSet(catalog, new Map(), [], meta, plane);
+    const set = new VolumeSet(catalog, new Map(), new Map(), meta, plane);
     let wireId = 1;
     for (const def of catalog.all()) await set.openOne(def, wireId++);
     return set;
@@ -65,7 +65,7 @@ export class VolumeSet {
     });
     const gc = new GarbageCollector({ volumeKey: key, store: ns, objects: plane.objects, graceMs: plane.gcGraceMs, intervalMs: plane.gcIntervalMs, log: plane.log });
     gc.start();
-    this.collectors.push(gc);
+    this.collectors.set(key, gc);
     const v = await Volume.open(def, wireId, ns, fold, () => meta.sync(), { data, forks: meta.forks(key), nodeId: plane.nodeId, key });
     this.byId.set(wireId, v);
     return v;
@@ -128,8 +128,22 @@ export class VolumeSet {
     return [...this.byId.values()];
   }
 
+  /**
+   * `afp-gateway gc`: one garbage collection pass on every volume now, instead of at the next
+   * interval. Objects still within their grace period stay (a reader on the other node of a
+   * pair may hold their refs); the count says how many objects went, per volume.
+   */
+  async collectGarbage(): Promise<{ volume: string; deleted: number }[]> {
+    const out: { volume: string; deleted: number }[] = [];
+    for (const v of this.all()) {
+      const gc = this.collectors.get(v.key);
+      if (gc) out.push({ volume: v.name, deleted: await gc.runOnce() });
+    }
+    return out;
+  }
+
   async close(): Promise<void> {
-    for (const gc of this.collectors) await gc.stop();
+    for (const gc of this.collectors.values()) await gc.stop();
     for (const v of this.byId.values()) v.data.close();
   }
 }

@@ -19,7 +19,7 @@ test('no file and no env: the embedded default', async () => {
     volumes: [{ name: 'TimeMachine', timeMachine: true, sizeLimit: null, users: [], blockSize: 4 * MiB, allowGuest: false, caseSensitive: false }],
     metadata: { backend: 'embedded', path: '/srv/try-out/afp-data/meta', sync: 'periodic', syncIntervalMs: 1000 },
     objects: { backend: 'fs', path: '/srv/try-out/afp-data/objects', gcGraceSeconds: 900, gcIntervalSeconds: 60 },
-    cache: { dir: '/srv/try-out/afp-data/cache', size: 10 * GiB, dirtyLimit: 2 * GiB, uploadConcurrency: 8, uploadDelayMs: 2000, syncTimeoutSeconds: 60 },
+    cache: { dir: '/srv/try-out/afp-data/cache', size: 10 * GiB, dirtyLimit: 2 * GiB, uploadConcurrency: 8, uploadDelayMs: 2000, syncTimeoutSeconds: 60, shutdownDrainSeconds: 30 },
     auth: {
       uams: ['DHX2', 'DHCAST128'],
       loginThrottle: { freeFailures: 3, maxDelayMs: 10000 },
@@ -35,7 +35,7 @@ test('no file and no env: the embedded default', async () => {
       disconnectedSessionSeconds: 86400,
       sleepHours: 10,
     },
-    ops: { metricsListen: { host: '127.0.0.1', port: 9548 } },
+    ops: { metricsListen: { host: '127.0.0.1', port: 9548 }, controlSocket: '/srv/try-out/afp-data/control.sock' },
     bonjour: { enabled: true, interfaces: null, model: 'TimeCapsule8,119', hostName: defaultBonjourHostName() },
     log: { level: 'info' },
   });
@@ -111,6 +111,7 @@ dsi:
   disconnectedSessionSeconds: 3600
 ops:
   metricsListen: null
+  controlSocket: run/ctl.sock
 log:
   level: debug
 `;
@@ -156,7 +157,7 @@ test('a full file: every key read, sizes in bytes', async () => {
       gcGraceSeconds: 900,
       gcIntervalSeconds: 60,
     });
-    assert.deepEqual(cfg.cache, { dir: '/var/cache/afp-gateway', size: 1.5 * TiB, dirtyLimit: 64 * GiB, uploadConcurrency: 16, uploadDelayMs: 2000, syncTimeoutSeconds: 60 });
+    assert.deepEqual(cfg.cache, { dir: '/var/cache/afp-gateway', size: 1.5 * TiB, dirtyLimit: 64 * GiB, uploadConcurrency: 16, uploadDelayMs: 2000, syncTimeoutSeconds: 60, shutdownDrainSeconds: 30 });
     assert.deepEqual(cfg.auth, {
       uams: ['DHX2', 'Cleartxt Passwrd', 'No User Authent'],
       loginThrottle: { freeFailures: 5, maxDelayMs: 30000 },
@@ -172,7 +173,7 @@ test('a full file: every key read, sizes in bytes', async () => {
       disconnectedSessionSeconds: 3600,
       sleepHours: 10,
     });
-    assert.deepEqual(cfg.ops, { metricsListen: null });
+    assert.deepEqual(cfg.ops, { metricsListen: null, controlSocket: join(s.dir, 'run/ctl.sock') }, 'relative to the file');
     assert.deepEqual(cfg.log, { level: 'debug' });
   } finally {
     await s.done();
