@@ -2,6 +2,7 @@ import { ConfigError } from '../config/errors.js';
 import { VERSION } from '../gateway.js';
 import { parseCli } from './options.js';
 import { ls } from './ls.js';
+import { migrate } from './migrate.js';
 import { probe } from './probe.js';
 import { serve } from './serve.js';
 import { status } from './status.js';
@@ -33,10 +34,17 @@ commands:
                             what a running gateway is doing: sessions, volumes,
                             cache, uploads (from its ops endpoint, default
                             127.0.0.1:9548; the same as its page at /status)
+  migrate --config NEW.yaml [--from DIR|OLD.yaml] [--force]
+                            copy a stopped gateway's metadata from the embedded
+                            store into the Redis NEW.yaml names, then read it all
+                            back to check it (the objects stay in the bucket);
+                            --from: the store's directory, its data directory or
+                            the old config (default: dataDir/meta of NEW.yaml);
+                            --force: replace what the target already holds
   version                   print the version
 `;
 
-const commands: Record<string, (o: ReturnType<typeof parseCli>) => Promise<number>> = { serve, user, probe, ls, put, get, status };
+const commands: Record<string, (o: ReturnType<typeof parseCli>) => Promise<number>> = { serve, user, probe, ls, put, get, status, migrate };
 
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;

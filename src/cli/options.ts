@@ -7,6 +7,10 @@ export interface CliOptions {
   user?: string;
   uam?: string;
   json: boolean;
+  /** migrate: where the embedded store to copy from is. */
+  from?: string;
+  /** migrate: replace what the target holds instead of refusing. */
+  force: boolean;
   positionals: string[];
 }
 
@@ -23,6 +27,8 @@ export function parseCli(argv: string[]): CliOptions {
       user: { type: 'string', short: 'u' },
       uam: { type: 'string' },
       json: { type: 'boolean', default: false },
+      from: { type: 'string' },
+      force: { type: 'boolean', default: false },
     },
   });
   let port: number | undefined;
@@ -37,6 +43,8 @@ export function parseCli(argv: string[]): CliOptions {
     ...(values.user !== undefined ? { user: values.user } : {}),
     ...(values.uam !== undefined ? { uam: values.uam } : {}),
     json: values.json ?? false,
+    ...(values.from !== undefined ? { from: values.from } : {}),
+    force: values.force ?? false,
     positionals,
   };
 }
