@@ -15,7 +15,7 @@ import { EmbeddedNamespace, NAMESPACE_PREFIX, namespaceKeys, readMeta, toBuffer,
 import { NODE_RANGE, STORE_KEYS, UID_RANGE, USER_RANGE } from './embedded-keys.js';
 import { forkCode } from './block-map-records.js';
 import type { ServerIdentity, UserRecord } from './meta-store.js';
-import type { NamespaceStore } from './namespace.js';
+import { ROOT_ID, type NamespaceStore } from './namespace.js';
 import { copyIdentity, copyPassword } from './records.js';
 import { unsortKey } from './namespace-records.js';
 
@@ -99,6 +99,9 @@ export class EmbeddedDump {
     for (const { value } of this.db.getRange(k.nodeRange)) {
       const stored = value as StoredNode;
       const record = toRecord(stored);
+      if (typeof stored.key !== 'string' || (stored.key === '') !== (record.id === ROOT_ID)) {
+        throw new Error(`the embedded store holds node ${record.id} of volume ${JSON.stringify(volumeKey)} without the key it is listed under in its folder`);
+      }
       const xattrs: [string, Buffer][] = [];
       const xr = k.xattrRange(record.id);
       for (const { key, value: v } of this.db.getRange(xr)) xattrs.push([unsortKey(key.slice(xr.start.length)), toBuffer(v)]);

@@ -83,7 +83,7 @@ export interface MigrationSummary {
 /** Records per Redis pipeline while copying nodes; nodes verified at once. */
 const BATCH_RECORDS = 5000;
 const BATCH_NODES = 500;
-const VERIFY_WINDOW = 128;
+const VERIFY_WINDOW = 256;
 const PAGE = 1000;
 /** Differences listed in full; the rest are counted. */
 const MAX_LISTED = 20;
@@ -130,6 +130,8 @@ async function copyAll(source: EmbeddedMetaStore, target: RedisMetaStore, census
   }
   // Last: see writeIdentity.
   if (globals.identity) await load.writeIdentity(globals.identity);
+  // With metadata.waitReplicas set, the copy is on the replicas too before anyone relies on it.
+  await target.sync();
 
   await verifyMigration(source, target, { listener, globals, volumes });
   let records = globals.users.length + (globals.identity ? 1 : 0);
@@ -173,18 +175,32 @@ async function copyVolume(source: EmbeddedMetaStore, target: RedisMetaStore, key
   await send(batch, records);
   await inFlight;
 
-  const kv = [...dump.kv(key)];
-  await load.writeKv(key, kv);
-  copied.kv = kv.length;
-  listener.advance(kv.length);
-  const gc = [...dump.gc(key)];
-  await load.writeGc(key, gc);
-  copied.gc = gc.length;
-  listener.advance(gc.length);
+  for (const part of chunks(dump.kv(key), BATCH_RECORDS)) {
+    await load.writeKv(key, part);
+    copied.kv += part.length;
+    listener.advance(part.length);
+  }
+  for (const part of chunks(dump.gc(key), BATCH_RECORDS)) {
+    await load.writeGc(key, part);
+    copied.gc += part.length;
+    listener.advance(part.length);
+  }
 
   const counters = dump.counters(key);
   await load.writeCounters(key, counters);
   return { key, copied, counters };
+}
+
+function* chunks<T>(items: Iterable<T>, size: number): Generator<T[]> {
+  let part: T[] = [];
+  for (const item of items) {
+    part.push(item);
+    if (part.length >= size) {
+      yield part;
+      part = [];
+    }
+  }
+  if (part.length > 0) yield part;
 }
 
 function nodeWeight(n: NodeDump): number {
@@ -290,24 +306,31 @@ async function compareNode(src: NamespaceStore, dst: NamespaceStore, n: NodeDump
   }
   seen.nodes++;
   diff.check(isDeepStrictEqual(record, n.record), `${where} (${JSON.stringify(n.record.name)}): its record differs`);
+  // The reads of one node go out together: the verification takes round trips, not work.
+  await Promise.all([compareXattrs(dst, n, where, diff, seen), n.record.kind === 'file' ? compareBlocks(dst, n, where, diff, seen) : compareListing(src, dst, id, where, diff)]);
+}
 
-  const names = await dst.listXattrs(id);
+async function compareXattrs(dst: NamespaceStore, n: NodeDump, where: string, diff: Differences, seen: VolumeCensus): Promise<void> {
+  const id = n.record.id;
+  const expected = n.xattrs.map(([name]) => name);
+  const [names, values] = await Promise.all([dst.listXattrs(id), Promise.all(n.xattrs.map(([name]) => dst.getXattr(id, name)))]);
   seen.xattrs += names.length;
-  diff.check(isDeepStrictEqual(names, n.xattrs.map(([name]) => name)), `${where}: xattrs ${JSON.stringify(names)} instead of ${JSON.stringify(n.xattrs.map(([name]) => name))}`);
-  for (const [name, value] of n.xattrs) {
-    const back = await dst.getXattr(id, name);
-    diff.check(back !== undefined && back.equals(value), `${where}: xattr ${JSON.stringify(name)} differs`);
-  }
+  diff.check(isDeepStrictEqual(names, expected), `${where}: xattrs ${JSON.stringify(names)} instead of ${JSON.stringify(expected)}`);
+  n.xattrs.forEach(([name, value], i) => diff.check(values[i]?.equals(value) === true, `${where}: xattr ${JSON.stringify(name)} differs`));
+}
 
-  if (n.record.kind === 'file') {
-    for (const [fork, blocks] of [['data', n.data], ['rsrc', n.rsrc]] as const) {
-      const map = await dst.blockMap(id, fork);
-      seen.blocks += map.size;
-      diff.check(sameBlocks(map, blocks), `${where}: the ${fork} fork's block map differs (${map.size} blocks instead of ${blocks.length})`);
-    }
-    return;
-  }
-  // A directory's listing: the same children in the same order, page by page.
+async function compareBlocks(dst: NamespaceStore, n: NodeDump, where: string, diff: Differences, seen: VolumeCensus): Promise<void> {
+  const forks = [['data', n.data], ['rsrc', n.rsrc]] as const;
+  const maps = await Promise.all(forks.map(([fork]) => dst.blockMap(n.record.id, fork)));
+  forks.forEach(([fork, blocks], i) => {
+    const map = maps[i]!;
+    seen.blocks += map.size;
+    diff.check(sameBlocks(map, blocks), `${where}: the ${fork} fork's block map differs (${map.size} blocks instead of ${blocks.length})`);
+  });
+}
+
+/** A directory's listing: the same children in the same order, page by page. */
+async function compareListing(src: NamespaceStore, dst: NamespaceStore, id: number, where: string, diff: Differences): Promise<void> {
   let after: string | undefined;
   for (;;) {
     const page = { limit: PAGE, ...(after !== undefined ? { after } : {}) };
