@@ -80,10 +80,12 @@ export interface MigrationSummary {
   orphans: number;
 }
 
-/** Records per Redis pipeline while copying nodes; nodes verified at once. */
+/** A copy pipeline ends at this many records, or at BATCH_NODES nodes. */
 const BATCH_RECORDS = 5000;
 const BATCH_NODES = 500;
+/** Nodes whose reads the verification has in flight at once. */
 const VERIFY_WINDOW = 256;
+/** Children per listing page the verification compares. */
 const PAGE = 1000;
 /** Differences listed in full; the rest are counted. */
 const MAX_LISTED = 20;
