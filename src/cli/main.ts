@@ -2,6 +2,7 @@ import { ConfigError } from '../config/errors.js';
 import { VERSION } from '../gateway.js';
 import { parseCli } from './options.js';
 import { ls } from './ls.js';
+import { migrate } from './migrate.js';
 import { probe } from './probe.js';
 import { serve } from './serve.js';
 import { status } from './status.js';
@@ -47,10 +48,17 @@ commands:
                             (objects.gcGraceSeconds) is over
       (sessions, cache and gc reach the gateway through its control socket,
       ops.controlSocket of --config FILE, or --socket PATH)
+  migrate --config NEW.yaml [--from DIR|OLD.yaml] [--force]
+                            copy a stopped gateway's metadata from the embedded
+                            store into the Redis NEW.yaml names, then read it all
+                            back to check it (the objects stay in the bucket);
+                            --from: the store's directory, its data directory or
+                            the old config (default: dataDir/meta of NEW.yaml);
+                            --force: replace what the target already holds
   version                   print the version
 `;
 
-const commands: Record<string, (o: ReturnType<typeof parseCli>) => Promise<number>> = { serve, user, probe, ls, put, get, status, sessions, cache, gc };
+const commands: Record<string, (o: ReturnType<typeof parseCli>) => Promise<number>> = { serve, user, probe, ls, put, get, status, sessions, cache, gc, migrate };
 
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;

@@ -13,6 +13,10 @@ export interface CliOptions {
   kill?: string;
   /** Seconds (`cache flush --timeout`); 0: none. */
   timeout?: number;
+  /** migrate: where the embedded store to copy from is. */
+  from?: string;
+  /** migrate: replace what the target holds instead of refusing. */
+  force: boolean;
   positionals: string[];
 }
 
@@ -32,6 +36,8 @@ export function parseCli(argv: string[]): CliOptions {
       socket: { type: 'string' },
       kill: { type: 'string' },
       timeout: { type: 'string' },
+      from: { type: 'string' },
+      force: { type: 'boolean', default: false },
     },
   });
   let port: number | undefined;
@@ -54,6 +60,8 @@ export function parseCli(argv: string[]): CliOptions {
     ...(values.user !== undefined ? { user: values.user } : {}),
     ...(values.uam !== undefined ? { uam: values.uam } : {}),
     json: values.json ?? false,
+    ...(values.from !== undefined ? { from: values.from } : {}),
+    force: values.force ?? false,
     positionals,
   };
 }

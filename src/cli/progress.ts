@@ -1,7 +1,8 @@
 /**
- * Transfer progress for `put` and `get`: a redrawn bar on a terminal, and one summary line
- * when done (the only output when stderr is a file or a pipe, so logs stay readable).
- * Sizes and rates are decimal (MB = 10^6 bytes), as network tools usually report them.
+ * Progress for `put` and `get` (bytes) and `migrate` (records): a redrawn bar on a terminal,
+ * and one summary line when done (the only output when stderr is a file or a pipe, so logs
+ * stay readable). Sizes and rates are decimal (MB = 10^6 bytes), as network tools usually
+ * report them.
  */
 
 /** Redraws at most this often: a bar repainted per 1 MiB reply would cost more than it tells. */
@@ -17,6 +18,12 @@ export function formatBytes(n: number): string {
     u++;
   }
   return u === 0 ? `${Math.round(n)} B` : `${v.toFixed(1)} ${units[u]}`;
+}
+
+/** A count of things: `12,345 records`, `1 record`. */
+export function formatCount(n: number, one = 'record', many = `${one}s`): string {
+  const whole = Math.round(n);
+  return `${whole.toLocaleString('en-US')} ${whole === 1 ? one : many}`;
 }
 
 function formatDuration(seconds: number): string {
@@ -44,6 +51,8 @@ export class Progress {
     private readonly total: number,
     private readonly out: ProgressStream = process.stderr,
     private readonly now: () => number = Date.now,
+    /** How an amount reads: bytes unless told otherwise (formatCount for records). */
+    private readonly format: (n: number) => string = formatBytes,
   ) {
     this.started = now();
   }
@@ -64,14 +73,15 @@ export class Progress {
     const rate = this.rate(t);
     const eta = rate > 0 ? (this.total - this.done) / rate : Infinity;
     const bar = '#'.repeat(filled) + '-'.repeat(BAR_WIDTH - filled);
-    return `${this.label} [${bar}] ${formatBytes(this.done)} / ${formatBytes(this.total)}  ${Math.floor(fraction * 100)}%  ${formatBytes(rate)}/s  ETA ${formatDuration(eta)}`;
+    const f = this.format;
+    return `${this.label} [${bar}] ${f(this.done)} / ${f(this.total)}  ${Math.floor(fraction * 100)}%  ${f(rate)}/s  ETA ${formatDuration(eta)}`;
   }
 
-  /** Clears the bar and writes the summary: bytes, time, average rate. */
+  /** Clears the bar and writes the summary: amount, time, average rate. */
   finish(): string {
     const t = this.now();
     const seconds = Math.max(0.001, (t - this.started) / 1000);
-    const summary = `${this.label}: ${formatBytes(this.done)} in ${seconds.toFixed(1)} s (${formatBytes(this.done / seconds)}/s)`;
+    const summary = `${this.label}: ${this.format(this.done)} in ${seconds.toFixed(1)} s (${this.format(this.done / seconds)}/s)`;
     this.out.write((this.out.isTTY ? '\r\x1b[K' : '') + summary + '\n');
     return summary;
   }

@@ -76,11 +76,11 @@ import {
   unsortKey,
 } from './namespace-records.js';
 
-interface StoredNode extends NodeRecord {
+export interface StoredNode extends NodeRecord {
   key: string;
 }
 
-interface Meta {
+export interface Meta {
   lastId: number;
   nodes: number;
   /** Σ dataLength + rsrcLength over all files. */
@@ -106,7 +106,7 @@ export class EmbeddedNamespace implements NamespaceStore {
    */
   constructor(private readonly db: Database<unknown, string>, volumeKey: string, opts: NamespaceOptions, private readonly syncCommits = false) {
     checkVolumeKey(volumeKey);
-    this.k = keys(`ns:${encodeURIComponent(volumeKey)}:`);
+    this.k = namespaceKeys(volumeKey);
     this.fold = opts.fold;
   }
 
@@ -488,14 +488,7 @@ export class EmbeddedNamespace implements NamespaceStore {
   }
 
   private meta(): Meta {
-    const meta = this.db.get(this.k.meta) as Partial<Meta> | undefined;
-    return {
-      lastId: meta?.lastId ?? COUNTER_START,
-      nodes: meta?.nodes ?? 0,
-      bytes: meta?.bytes ?? 0,
-      gen: meta?.gen ?? 0,
-      blockSize: meta?.blockSize ?? 0,
-    };
+    return readMeta(this.db.get(this.k.meta));
   }
 
   private ref(id: number, f: ForkCode, index: number): BlockRef | null {
@@ -567,6 +560,25 @@ function orderedTime(at: number): string {
   return (BigInt(at) + TIME_OFFSET).toString().padStart(TIME_DIGITS, '0');
 }
 
+/** The meta record as stored, with the defaults of a volume that has none yet. */
+export function readMeta(value: unknown): Meta {
+  const meta = value as Partial<Meta> | undefined;
+  return {
+    lastId: meta?.lastId ?? COUNTER_START,
+    nodes: meta?.nodes ?? 0,
+    bytes: meta?.bytes ?? 0,
+    gen: meta?.gen ?? 0,
+    blockSize: meta?.blockSize ?? 0,
+  };
+}
+
+/** Where every key of a volume's namespace starts; the volume key never contains the ':' that ends it. */
+export const NAMESPACE_PREFIX = 'ns:';
+
+export function namespaceKeys(volumeKey: string) {
+  return keys(`${NAMESPACE_PREFIX}${encodeURIComponent(volumeKey)}:`);
+}
+
 /** ';' follows ':', so [p:, p;) holds exactly the keys that start with p:. */
 function keys(p: string) {
   const range = (prefix: string) => ({ start: `${prefix}:`, end: `${prefix};` });
@@ -574,12 +586,14 @@ function keys(p: string) {
   return {
     meta: `${p}meta`,
     node: (id: number) => `${p}n:${id}`,
+    nodeRange: range(`${p}n`),
     child: (parent: number, key: string) => `${p}c:${parent}:${key}`,
     childRange: (parent: number) => range(`${p}c:${parent}`),
     xattr: (id: number, key: string) => `${p}x:${id}:${key}`,
     xattrRange: (id: number) => range(`${p}x:${id}`),
     kv: (key: string) => `${p}k:${key}`,
     kvEnd: `${p}k;`,
+    kvRange: range(`${p}k`),
     block: (id: number, f: ForkCode, index: number) => `${p}b:${id}:${f}:${String(index).padStart(INDEX_DIGITS, '0')}`,
     blockRange: (id: number, f: ForkCode) => range(`${p}b:${id}:${f}`),
     gc: (at: number, member: string) => `${gcStart}${orderedTime(at)}:${member}`,
@@ -595,7 +609,7 @@ function keys(p: string) {
 }
 
 /** Only the declared fields leave the store, with a Buffer of our own. */
-function toRecord(n: NodeRecord): NodeRecord {
+export function toRecord(n: NodeRecord): NodeRecord {
   return {
     id: n.id,
     parent: n.parent,
@@ -625,6 +639,6 @@ function forkBytes(n: NodeRecord): number {
   return n.dataLength + n.rsrcLength;
 }
 
-function toBuffer(v: unknown): Buffer {
+export function toBuffer(v: unknown): Buffer {
   return Buffer.from(v as Uint8Array);
 }

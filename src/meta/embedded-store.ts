@@ -20,6 +20,8 @@
 import { mkdir } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { open, type Database, type RootDatabase } from 'lmdb';
+import { EmbeddedDump } from './embedded-dump.js';
+import { STORE_KEYS as K, NODE_RANGE, USER_RANGE } from './embedded-keys.js';
 import { EmbeddedForkStore } from './embedded-forks.js';
 import { EmbeddedNamespace } from './embedded-namespace.js';
 import { EmbeddedSessionStore } from './embedded-sessions.js';
@@ -42,18 +44,6 @@ import { checkLease, checkTtl, compareKeys, copyIdentity, copyNodeInfo, copyPass
 
 const FIRST_UID = 1000;
 
-const K = {
-  user: (key: string) => `user:${key}`,
-  uid: (uid: number) => `uid:${uid}`,
-  uidCounter: 'counter:uid',
-  identity: 'server:identity',
-  node: (id: string) => `node:${id}`,
-  lease: (name: string) => `lease:${name}`,
-} as const;
-
-/** Key ranges for listing: ';' is the character after ':', so [p:, p;) holds exactly the p: keys. */
-const USER_RANGE = { start: 'user:', end: 'user;' };
-const NODE_RANGE = { start: 'node:', end: 'node;' };
 
 /** A named lease (claimLease). */
 interface LeaseRecord {
@@ -66,6 +56,16 @@ type Value = UserRecord | NodeLease | ServerIdentity | LeaseRecord | string | nu
 /** When the embedded store's commits reach the disk. */
 export type EmbeddedSyncMode = 'periodic' | 'commit';
 
+export interface EmbeddedOpenOptions {
+  sync?: EmbeddedSyncMode;
+  intervalMs?: number;
+  /**
+   * Opens an existing store without the right to change it (a migration's source, which
+   * must stay usable to go back to): no directory is made, every write fails.
+   */
+  readOnly?: boolean;
+}
+
 export class EmbeddedMetaStore implements MetaStore {
   readonly kind = 'embedded' as const;
   private closed?: Promise<void>;
@@ -75,7 +75,7 @@ export class EmbeddedMetaStore implements MetaStore {
 
   private syncTimer: NodeJS.Timeout | null = null;
 
-  private constructor(private readonly db: RootDatabase<Value, string>, private readonly mode: EmbeddedSyncMode) {}
+  private constructor(private readonly db: RootDatabase<Value, string>, private readonly mode: EmbeddedSyncMode, private readonly readOnly = false) {}
 
   /**
    * Opens (creating if needed) the store kept in the directory `path`.
@@ -86,14 +86,15 @@ export class EmbeddedMetaStore implements MetaStore {
    * an OS crash or power loss can lose up to an interval of unsynced changes, and LMDB warns
    * that such a crash between syncs can also damage the file. `commit` syncs every commit.
    */
-  static async open(path: string, opts: { sync?: EmbeddedSyncMode; intervalMs?: number } = {}): Promise<EmbeddedMetaStore> {
-    await mkdir(path, { recursive: true });
+  static async open(path: string, opts: EmbeddedOpenOptions = {}): Promise<EmbeddedMetaStore> {
+    const readOnly = opts.readOnly ?? false;
+    if (!readOnly) await mkdir(path, { recursive: true });
     const mode = opts.sync ?? 'periodic';
     // noSubdir: false because lmdb would otherwise take a path with a dot in its last
     // component ("meta.db") for a file name, and we have just made it a directory.
-    const db = open<Value, string>({ path, noSubdir: false, encoding: 'msgpack', noSync: mode === 'periodic' });
-    const store = new EmbeddedMetaStore(db, mode);
-    if (mode === 'periodic') {
+    const db = open<Value, string>({ path, noSubdir: false, encoding: 'msgpack', noSync: mode === 'periodic', readOnly });
+    const store = new EmbeddedMetaStore(db, mode, readOnly);
+    if (mode === 'periodic' && !readOnly) {
       store.syncTimer = setInterval(() => {
         store.sync().catch(() => undefined); // a failed background sync is retried next tick; sync points report their own
       }, opts.intervalMs ?? 1000);
@@ -103,6 +104,7 @@ export class EmbeddedMetaStore implements MetaStore {
   }
 
   sync(): Promise<void> {
+    if (this.readOnly) return Promise.resolve();
     if (this.mode === 'commit') return this.db.flushed.then(() => undefined);
     // lmdb-js has env sync (mdb_env_sync, forced) at runtime but leaves it out of its types.
     const env = this.db as unknown as { sync(cb: (err?: Error) => void): void };
@@ -277,6 +279,11 @@ export class EmbeddedMetaStore implements MetaStore {
   sessions(): SessionStore {
     this.sessionStore ??= new EmbeddedSessionStore(this.db as unknown as Database<unknown, string>, this.mode === 'periodic');
     return this.sessionStore;
+  }
+
+  /** Every record a restarted gateway relies on, read straight from the database (see dump.ts). */
+  dump(): EmbeddedDump {
+    return new EmbeddedDump(this.db as unknown as Database<unknown, string>);
   }
 
   close(): Promise<void> {

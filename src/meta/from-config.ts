@@ -1,12 +1,17 @@
-import type { MetadataConfig } from '../config/schema.js';
+import type { MetadataConfig, RedisMetadataConfig } from '../config/schema.js';
 import type { MetaStore } from './meta-store.js';
 import { openMetaStore } from './open.js';
+import type { RedisOptions } from './redis-store.js';
 
 /** Opens the metadata backend a gateway config names. */
 export function openMetaStoreFromConfig(cfg: MetadataConfig): Promise<MetaStore> {
   if (cfg.backend === 'embedded') return openMetaStore({ backend: 'embedded', path: cfg.path, sync: cfg.sync, syncIntervalMs: cfg.syncIntervalMs });
-  return openMetaStore({
-    backend: 'redis',
+  return openMetaStore({ backend: 'redis', ...redisOptionsFromConfig(cfg) });
+}
+
+/** The connection settings of a redis metadata config. */
+export function redisOptionsFromConfig(cfg: RedisMetadataConfig): RedisOptions {
+  return {
     ...(cfg.url !== undefined ? { url: cfg.url } : {}),
     ...(cfg.sentinels !== undefined ? { sentinels: cfg.sentinels, sentinelName: cfg.sentinelName } : {}),
     ...(cfg.password !== undefined ? { password: cfg.password } : {}),
@@ -14,5 +19,5 @@ export function openMetaStoreFromConfig(cfg: MetadataConfig): Promise<MetaStore>
     waitReplicas: cfg.waitReplicas,
     waitTimeoutMs: cfg.waitTimeoutMs,
     failoverWaitMs: cfg.failoverWaitSeconds * 1000,
-  });
+  };
 }

@@ -487,7 +487,7 @@ const READS: ReadonlySet<ScriptName> = new Set<ScriptName>(['afpgwNsLookup', 'af
 
 type ScriptName = keyof typeof SCRIPTS;
 type ReplyItem = Buffer | number | null | ReplyItem[];
-type Arg = string | Buffer;
+export type Arg = string | Buffer;
 
 /** The *Buffer variants `defineCommand` adds at run time; ioredis cannot type them itself. */
 type ScriptedRedis = Redis & { [K in ScriptName as `${K}Buffer`]: (meta: string, ...argv: Arg[]) => Promise<unknown> };
@@ -511,7 +511,7 @@ export class RedisNamespace implements NamespaceStore {
       defineScripts(redis, scriptsWith(LUA_PRELUDE, SCRIPTS, READS));
     }
     this.redis = redis as ScriptedRedis;
-    this.base = `${prefix}:{v:${volumeKey}}`;
+    this.base = volumeBase(prefix, volumeKey);
     this.meta = `${this.base}:meta`;
     this.fold = opts.fold;
   }
@@ -764,6 +764,16 @@ export class RedisNamespace implements NamespaceStore {
   }
 }
 
+/** B in the layout above: the start of every key of the volume, hash tag included. */
+export function volumeBase(prefix: string, volumeKey: string): string {
+  return `${prefix}:{v:${volumeKey}}`;
+}
+
+/** The B:node:<id> hash of a node indexed under sort key `key` in its parent ('' for the root). */
+export function encodeNode(record: NodeRecord, key: string): Arg[] {
+  return encode({ ...record, key });
+}
+
 /**
  * Field/value pairs for HSET: numbers as decimal strings, null as '', Buffers as they are.
  * The id is the key's name, not a field.
@@ -780,7 +790,7 @@ function opt(v: number | undefined): string {
   return v === undefined ? '' : String(v);
 }
 
-function encodeRef(r: BlockRef | null): string {
+export function encodeRef(r: BlockRef | null): string {
   return r === null ? '' : `${r.file}:${r.gen}`;
 }
 

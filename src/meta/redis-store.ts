@@ -43,6 +43,8 @@ import { checkLease, checkTtl, compareKeys, copyNodeInfo, copyPassword } from '.
 import { RedisForkStore } from './redis-forks.js';
 import { RedisNamespace } from './redis-namespace.js';
 import { RedisFeed } from './redis-feed.js';
+import { encodeIdentity, globalKeys, parseIdentity, parseInteger, parseNodeInfo, parseUser } from './redis-global-records.js';
+import { RedisLoad } from './redis-load.js';
 import { defineScripts, OP_TTL_MS, type LuaScript } from './redis-scripts.js';
 import { RedisSessionStore } from './redis-sessions.js';
 import type { SessionStore } from './sessions.js';
@@ -207,7 +209,7 @@ interface ScriptedRedis extends Redis {
 
 export class RedisMetaStore implements MetaStore {
   readonly kind = 'redis' as const;
-  private readonly k: ReturnType<typeof keys>;
+  private readonly k: ReturnType<typeof globalKeys>;
   private closed?: Promise<void>;
   private readonly namespaces = new Map<string, NamespaceStore>();
   private readonly forkStores = new Map<string, ForkStore>();
@@ -215,7 +217,7 @@ export class RedisMetaStore implements MetaStore {
   private pubsub?: RedisFeed;
 
   private constructor(private readonly redis: ScriptedRedis, private readonly prefix: string, private readonly opts: RedisOptions) {
-    this.k = keys(prefix);
+    this.k = globalKeys(prefix);
   }
 
   /**
@@ -344,7 +346,7 @@ export class RedisMetaStore implements MetaStore {
   async serverIdentity(): Promise<ServerIdentity> {
     const existing = await this.call(() => this.redis.get(this.k.identity));
     if (existing !== null) return parseIdentity(existing);
-    const candidate = JSON.stringify({ signature: randomBytes(16).toString('base64'), createdAt: Date.now() });
+    const candidate = encodeIdentity({ signature: randomBytes(16), createdAt: Date.now() });
     const stored = await this.call(() => this.redis.afpgwIdentity(this.k.identity, candidate));
     if (stored === null) throw new MetaUnavailableError('Redis lost the server identity it had just stored');
     return parseIdentity(stored);
@@ -431,6 +433,11 @@ export class RedisMetaStore implements MetaStore {
     return this.sessionStore;
   }
 
+  /** Bulk writes of whole records, for a migration into this store (see redis-load.ts). */
+  load(): RedisLoad {
+    return new RedisLoad(this.redis, this.prefix);
+  }
+
   /** A sync point: with replicas configured, WAIT until enough of them have every write. */
   async sync(): Promise<void> {
     const want = this.opts.waitReplicas ?? 0;
@@ -477,20 +484,6 @@ function stop(redis: Redis): void {
   if (redis.status !== 'end') redis.disconnect();
 }
 
-function keys(prefix: string) {
-  const g = `${prefix}:{global}`;
-  return {
-    user: (key: string) => `${g}:user:${key}`,
-    users: `${g}:users`,
-    uids: `${g}:uids`,
-    uidCounter: `${g}:counter:uid`,
-    identity: `${g}:identity`,
-    node: (id: string) => `${g}:node:${id}`,
-    nodes: `${g}:nodes`,
-    lease: (name: string) => `${g}:lease:${name}`,
-  };
-}
-
 function describeAddress(opts: RedisOptions): string {
   if (opts.sentinels && opts.sentinels.length > 0) {
     return `sentinels ${opts.sentinels.map((s) => `${s.host}:${s.port}`).join(', ')} (master ${opts.sentinelName ?? '?'})`;
@@ -508,42 +501,4 @@ function pairs(flat: string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (let i = 0; i + 1 < flat.length; i += 2) out[flat[i]!] = flat[i + 1]!;
   return out;
-}
-
-function parseUser(h: Record<string, string>): UserRecord {
-  if (h.name === undefined || h.password === undefined) throw new MetaUnavailableError('Redis holds a malformed user record');
-  return {
-    name: h.name,
-    uid: parseInteger(h.uid, 'uid'),
-    gid: parseInteger(h.gid, 'gid'),
-    password: parseJson(h.password, 'password') as PasswordHash,
-    createdAt: parseInteger(h.createdAt, 'createdAt'),
-    updatedAt: parseInteger(h.updatedAt, 'updatedAt'),
-  };
-}
-
-function parseIdentity(json: string): ServerIdentity {
-  const v = parseJson(json, 'identity') as { signature?: unknown; createdAt?: unknown };
-  if (typeof v.signature !== 'string' || typeof v.createdAt !== 'number') throw new MetaUnavailableError('Redis holds a malformed server identity');
-  const signature = Buffer.from(v.signature, 'base64');
-  if (signature.length !== 16) throw new MetaUnavailableError('Redis holds a server signature that is not 16 bytes');
-  return { signature, createdAt: v.createdAt };
-}
-
-function parseNodeInfo(json: string): NodeInfo {
-  return copyNodeInfo(parseJson(json, 'node info') as NodeInfo);
-}
-
-function parseInteger(s: string | undefined, what: string): number {
-  const n = Number(s);
-  if (s === undefined || s === '' || !Number.isSafeInteger(n)) throw new MetaUnavailableError(`Redis holds a malformed ${what}: ${String(s)}`);
-  return n;
-}
-
-function parseJson(s: string, what: string): unknown {
-  try {
-    return JSON.parse(s) as unknown;
-  } catch {
-    throw new MetaUnavailableError(`Redis holds malformed JSON for ${what}`);
-  }
 }
