@@ -11,15 +11,12 @@ import { loadConfig, parseConfig } from '../config/load.js';
 import { defaultServerName, type GatewayConfig } from '../config/schema.js';
 import { renderStarterConfig, starterConfig, starterHoldsSecret, type StarterAnswers, type StarterMetadata, type StarterObjects } from '../config/starter.js';
 import { VERSION } from '../gateway.js';
-import { FileExistsError, writeFileAtomic } from './atomic-file.js';
+import { FileExistsError, writeFileAtomic, type AtomicWriteOptions } from './atomic-file.js';
 import { FlagAnswers, InitUsageError, LineAnswers, TerminalAnswers, q, type AnswerSource } from './init-questions.js';
+import { nextSteps, warnings } from './init-report.js';
+import { SERVICE_USER, SYSTEM_CONFIG, SYSTEM_DATA_DIR } from './system-install.js';
 import { lookupSystemUser, type SystemUser } from './system-user.js';
 
-/** Where a system install keeps things: the paths infra/systemd/afp-gateway.service expects. */
-const SYSTEM_CONFIG = '/etc/afp-gateway/config.yaml';
-const SYSTEM_DATA_DIR = '/var/lib/afp-gateway';
-const SYSTEM_ENV_FILE = '/etc/afp-gateway/env';
-const SERVICE_USER = 'afp-gateway';
 
 export const INIT_USAGE = `usage: afp-gateway init [--config FILE] [--force] [setting flags]
 
@@ -166,11 +163,24 @@ export async function init(argv: string[]): Promise<number> {
   // otherwise root's with the service's group, so the service can read but not change it.
   const owner = service ? (secret ? { uid: service.uid, gid: service.gid } : { uid: 0, gid: service.gid }) : undefined;
   const text = renderStarterConfig(answers, effective, `afp-gateway init ${VERSION} on ${new Date().toISOString().slice(0, 10)}`);
+  const failed = await publish(target, text, { mode, overwrite: flags.force, ...(owner ? { owner } : {}) });
+  if (failed !== undefined) return failed;
+
+  const ownerText = owner ? `, owner ${owner.uid === 0 ? 'root' : service!.name}:${service!.group}` : '';
+  process.stdout.write(`wrote ${target} (mode 0${mode.toString(8)}${ownerText})\n`);
+  for (const w of warnings(answers, effective, root, service)) process.stdout.write(`note: ${w}\n`);
+  process.stdout.write(nextSteps(answers, target, root));
+  return 0;
+}
+
+/**
+ * Writes the file once the real loader has read it under its temporary name; an exit code
+ * when that did not happen.
+ */
+async function publish(target: string, text: string, o: Omit<AtomicWriteOptions, 'check'>): Promise<number | undefined> {
   try {
     await writeFileAtomic(target, text, {
-      mode,
-      overwrite: flags.force,
-      ...(owner ? { owner } : {}),
+      ...o,
       check: async (tmp) => {
         try {
           await loadConfig({ file: tmp, env: {}, cwd: dirname(target) });
@@ -181,6 +191,7 @@ export async function init(argv: string[]): Promise<number> {
         }
       },
     });
+    return undefined;
   } catch (err) {
     if (err instanceof FileExistsError) {
       process.stderr.write(`afp-gateway init: ${target} appeared meanwhile; give --force to replace it\n`);
@@ -192,12 +203,6 @@ export async function init(argv: string[]): Promise<number> {
     }
     throw err;
   }
-
-  const ownerText = owner ? `, owner ${owner.uid === 0 ? 'root' : service!.name}:${service!.group}` : '';
-  process.stdout.write(`wrote ${target} (mode 0${mode.toString(8)}${ownerText})\n`);
-  for (const w of warnings(answers, effective, root, service)) process.stdout.write(`note: ${w}\n`);
-  process.stdout.write(nextSteps(answers, target, root));
-  return 0;
 }
 
 async function serviceUser(flags: InitFlags, root: boolean): Promise<SystemUser | undefined> {
@@ -231,7 +236,7 @@ async function collect(src: AnswerSource, flags: InitFlags, root: boolean, targe
 }
 
 /** A backend flag, or the one another flag implies; a contradiction is a usage error. */
-function impliedBackend<T extends string>(src: AnswerSource, flags: InitFlags, flag: string, implied: T, by: readonly string[]): void {
+function impliedBackend(src: AnswerSource, flags: InitFlags, flag: string, implied: string, by: readonly string[]): void {
   if (!(src instanceof FlagAnswers)) return;
   const set = flags.settings[flag];
   const implying = by.find((f) => flags.settings[f] !== undefined);
@@ -285,50 +290,4 @@ async function collectObjects(src: AnswerSource, flags: InitFlags, under: string
     throw new InitUsageError('--s3-access-key-id goes with --write-secrets; without it, set AFPGW_OBJECTS__ACCESS_KEY_ID in the environment');
   }
   return { backend, ...(endpoint !== undefined ? { endpoint } : {}), region, bucket, prefix, forcePathStyle, ...(credentials ? { credentials } : {}) };
-}
-
-function warnings(a: StarterAnswers, c: GatewayConfig, root: boolean, service: SystemUser | undefined): string[] {
-  const out: string[] = [];
-  if (!root) return out;
-  if (!service)
-    out.push(`there is no user ${SERVICE_USER} yet: create it (infra/systemd/afp-gateway.sysusers), then run chgrp ${SERVICE_USER} on this file so the service can read it`);
-  // The unit's ProtectSystem=strict leaves only its state directory writable.
-  const dirs = [c.dataDir, c.cache.dir, ...(c.metadata.backend === 'embedded' ? [c.metadata.path] : []), ...(c.objects.backend === 'fs' ? [c.objects.path] : [])];
-  const within = (d: string, top: string): boolean => d === top || d.startsWith(top + '/');
-  const outside = [...new Set(dirs.filter((d) => !within(d, SYSTEM_DATA_DIR)))];
-  // A directory inside another listed one is covered by it.
-  const tops = outside.filter((d) => !outside.some((o) => o !== d && within(d, o)));
-  if (tops.length > 0)
-    out.push(`the systemd unit in infra/ lets the service write only under ${SYSTEM_DATA_DIR}; add ReadWritePaths=${tops.join(' ')} to it, or it cannot write there`);
-  if (a.metadata.backend === 'embedded' && a.objects.backend === 'fs')
-    out.push('metadata and file data both stay on this box: back up the data directory, or choose redis and s3');
-  return out;
-}
-
-function nextSteps(a: StarterAnswers, file: string, root: boolean): string {
-  const envKeys = [
-    ...(a.objects.backend === 's3' && !a.objects.credentials ? ['AFPGW_OBJECTS__ACCESS_KEY_ID=...', 'AFPGW_OBJECTS__SECRET_ACCESS_KEY=...'] : []),
-    ...(a.metadata.backend === 'redis' && a.metadata.password === undefined ? ['AFPGW_METADATA__PASSWORD=...   (if Redis has a password)'] : []),
-  ];
-  const lines = ['', 'Next:'];
-  let n = 1;
-  if (envKeys.length > 0) {
-    if (root) {
-      lines.push(`  ${n++}. Put the secrets in ${SYSTEM_ENV_FILE} (owner root, mode 0600; the systemd unit reads it), one per line:`);
-      for (const k of envKeys) lines.push(`       ${k}`);
-      lines.push(`     and load them into this shell for the commands below: set -a; . ${SYSTEM_ENV_FILE}; set +a`);
-    } else {
-      lines.push(`  ${n++}. Export the secrets in this shell (and wherever the gateway runs):`);
-      for (const k of envKeys) lines.push(`       export ${k}`);
-    }
-  }
-  lines.push(`  ${n++}. Check it: the port, the cache directory, the stores, multicast:`);
-  lines.push(`       afp-gateway doctor --config ${file}`);
-  lines.push(`  ${n++}. Add a user for Time Machine (asks for the password):`);
-  lines.push(`       afp-gateway user add NAME --config ${file}`);
-  lines.push(`  ${n++}. Start it:`);
-  if (root) lines.push('       systemctl enable --now afp-gateway     (with infra/systemd/afp-gateway.service in /etc/systemd/system/)');
-  else lines.push(`       afp-gateway serve --config ${file}`);
-  lines.push(`  Then, on the Mac: System Settings > General > Time Machine > Add Backup Disk, and choose "${a.volume.name}" on ${a.serverName}.`);
-  return lines.join('\n') + '\n';
 }
