@@ -3,15 +3,19 @@
  * not work under the systemd unit as shipped, and what to do next.
  */
 import type { GatewayConfig } from '../config/schema.js';
-import type { StarterAnswers } from '../config/starter.js';
+import { starterHoldsSecret, type StarterAnswers } from '../config/starter.js';
 import { SERVICE_USER, SYSTEM_DATA_DIR, SYSTEM_ENV_FILE } from './system-install.js';
 import type { SystemUser } from './system-user.js';
 
-export function warnings(a: StarterAnswers, c: GatewayConfig, root: boolean, service: SystemUser | undefined): string[] {
+export function warnings(a: StarterAnswers, c: GatewayConfig, file: string, root: boolean, service: SystemUser | undefined): string[] {
   const out: string[] = [];
   if (!root) return out;
   if (!service)
-    out.push(`there is no user ${SERVICE_USER} yet: create it (infra/systemd/afp-gateway.sysusers), then run chgrp ${SERVICE_USER} on this file so the service can read it`);
+    out.push(
+      `there is no user ${SERVICE_USER} yet: create it (infra/systemd/afp-gateway.sysusers), then run ` +
+        // A file with secrets is the service user's own (0600); otherwise its group reads it (0640).
+        `${starterHoldsSecret(a) ? `chown ${SERVICE_USER}: ${file}` : `chgrp ${SERVICE_USER} ${file}`} so the service can read it`,
+    );
   // The unit's ProtectSystem=strict leaves only its state directory writable.
   const dirs = [c.dataDir, c.cache.dir, ...(c.metadata.backend === 'embedded' ? [c.metadata.path] : []), ...(c.objects.backend === 'fs' ? [c.objects.path] : [])];
   const within = (d: string, top: string): boolean => d === top || d.startsWith(top + '/');

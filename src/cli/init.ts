@@ -168,7 +168,7 @@ export async function init(argv: string[]): Promise<number> {
 
   const ownerText = owner ? `, owner ${owner.uid === 0 ? 'root' : service!.name}:${service!.group}` : '';
   process.stdout.write(`wrote ${target} (mode 0${mode.toString(8)}${ownerText})\n`);
-  for (const w of warnings(answers, effective, root, service)) process.stdout.write(`note: ${w}\n`);
+  for (const w of warnings(answers, effective, target, root, service)) process.stdout.write(`note: ${w}\n`);
   process.stdout.write(nextSteps(answers, target, root));
   return 0;
 }
