@@ -13,8 +13,10 @@ async function readStdinLine(): Promise<string> {
 export function promptHidden(question: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const stdin = process.stdin;
-    process.stderr.write(question);
+    // Echo off before the prompt shows: an answer typed the moment it appears must not be
+    // echoed by a terminal still in cooked mode.
     stdin.setRawMode(true);
+    process.stderr.write(question);
     stdin.resume();
     let value = '';
     const onData = (buf: Buffer): void => {
