@@ -11,6 +11,7 @@ import { cache } from './cache.js';
 import { gc } from './gc.js';
 import { ControlUnreachable } from './control-client.js';
 import { get, put } from './transfer.js';
+import { init } from './init.js';
 import { user } from './user.js';
 
 const HELP = `afp-gateway ${VERSION}: Time Machine over AFP, with data in S3 and state in Redis
@@ -22,6 +23,9 @@ commands:
       --config FILE         YAML config (see docs/configuration.md)
       --port N              listen port (default 548; falls back to 10548 without root)
       --data DIR            data directory of the embedded default
+  init [--config FILE] [--force] [setting flags]
+                            write a commented starter config, asking a few
+                            questions or from flags (init --help lists them)
   user add|passwd|del|list [NAME]
                             manage users (password read from the terminal, or stdin)
   probe HOST[:PORT]         show what an AFP server says about itself
@@ -59,6 +63,8 @@ commands:
 `;
 
 const commands: Record<string, (o: ReturnType<typeof parseCli>) => Promise<number>> = { serve, user, probe, ls, put, get, status, sessions, cache, gc, migrate };
+/** Commands with flags of their own: they get the raw arguments instead of parseCli's. */
+const ownFlags: Record<string, (argv: string[]) => Promise<number>> = { init };
 
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -70,13 +76,14 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(VERSION + '\n');
     return 0;
   }
+  const own = ownFlags[cmd];
   const run = commands[cmd];
-  if (!run) {
+  if (!own && !run) {
     process.stderr.write(`afp-gateway: unknown command ${JSON.stringify(cmd)}\n\n${HELP}`);
     return 2;
   }
   try {
-    return await run(parseCli(rest));
+    return await (own ? own(rest) : run!(parseCli(rest)));
   } catch (e) {
     if (e instanceof ControlUnreachable) {
       process.stderr.write(`afp-gateway ${cmd}: ${e.message}\n`);

@@ -10,11 +10,13 @@ async function readStdinLine(): Promise<string> {
 }
 
 /** Prompts on the terminal without echo. */
-function promptHidden(question: string): Promise<string> {
+export function promptHidden(question: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const stdin = process.stdin;
-    process.stderr.write(question);
+    // Echo off before the prompt shows: an answer typed the moment it appears must not be
+    // echoed by a terminal still in cooked mode.
     stdin.setRawMode(true);
+    process.stderr.write(question);
     stdin.resume();
     let value = '';
     const onData = (buf: Buffer): void => {
@@ -57,7 +59,41 @@ export async function readPassword(question: string, confirm: boolean): Promise<
   return first;
 }
 
+/** One line from the terminal; Ctrl-C rejects with "cancelled" rather than leaving the promise hanging. */
 export function ask(question: string): Promise<string> {
   const rl = createInterface({ input: process.stdin, output: process.stderr });
-  return new Promise((resolve) => rl.question(question, (a) => { rl.close(); resolve(a); }));
+  return new Promise((resolve, reject) => {
+    rl.once('SIGINT', () => {
+      rl.close();
+      process.stderr.write('\n');
+      reject(new Error('cancelled'));
+    });
+    rl.question(question, (a) => {
+      rl.close();
+      resolve(a);
+    });
+  });
+}
+
+/**
+ * Answers read one line at a time from a stdin that is not a terminal (a script piping
+ * answers in). `next()` gives undefined once stdin has ended.
+ */
+export class StdinLines {
+  private readonly rl = createInterface({ input: process.stdin, terminal: false, crlfDelay: Infinity });
+  private readonly lines = this.rl[Symbol.asyncIterator]();
+  private ended = false;
+
+  async next(): Promise<string | undefined> {
+    if (this.ended) return undefined;
+    const r = await this.lines.next();
+    if (r.done) this.ended = true;
+    return r.done ? undefined : r.value;
+  }
+
+  /** Stops reading, so an open pipe that never ends does not keep the process alive. */
+  close(): void {
+    this.rl.close();
+    process.stdin.destroy();
+  }
 }

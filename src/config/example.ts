@@ -1,7 +1,8 @@
 /**
- * The annotated example config written by `afp-gateway init` and quoted in the docs. Every key
- * appears with its default; keys without a fixed default are shown commented out. A test
- * checks that this text validates and yields exactly the built-in defaults, so it cannot drift.
+ * The annotated example config quoted in docs/configuration.md (`afp-gateway init` writes a
+ * shorter starter from the admin's answers: starter.ts). Every key appears with its default;
+ * keys without a fixed default are shown commented out. A test checks that this text
+ * validates and yields exactly the built-in defaults, so it cannot drift.
  */
 export const exampleConfigYaml = `# afp-gateway configuration.
 #
