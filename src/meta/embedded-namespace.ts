@@ -76,11 +76,11 @@ import {
   unsortKey,
 } from './namespace-records.js';
 
-interface StoredNode extends NodeRecord {
+export interface StoredNode extends NodeRecord {
   key: string;
 }
 
-interface Meta {
+export interface Meta {
   lastId: number;
   nodes: number;
   /** Σ dataLength + rsrcLength over all files. */
@@ -106,7 +106,7 @@ export class EmbeddedNamespace implements NamespaceStore {
    */
   constructor(private readonly db: Database<unknown, string>, volumeKey: string, opts: NamespaceOptions, private readonly syncCommits = false) {
     checkVolumeKey(volumeKey);
-    this.k = keys(`ns:${encodeURIComponent(volumeKey)}:`);
+    this.k = keys(embeddedNamespacePrefix(volumeKey));
     this.fold = opts.fold;
   }
 
@@ -558,6 +558,11 @@ export class EmbeddedNamespace implements NamespaceStore {
   }
 }
 
+/** Where a volume's namespace keys start. */
+export function embeddedNamespacePrefix(volumeKey: string): string {
+  return `ns:${encodeURIComponent(volumeKey)}:`;
+}
+
 const INDEX_DIGITS = 16;
 const TIME_DIGITS = 17;
 const TIME_OFFSET = 2n ** 53n;
@@ -567,8 +572,11 @@ function orderedTime(at: number): string {
   return (BigInt(at) + TIME_OFFSET).toString().padStart(TIME_DIGITS, '0');
 }
 
-/** ';' follows ':', so [p:, p;) holds exactly the keys that start with p:. */
-function keys(p: string) {
+/**
+ * The keys of the volume whose keys start with `p`. ';' follows ':', so [p:, p;) holds exactly
+ * the keys that start with p:. Exported for verify-embedded.ts, which reads them all.
+ */
+export function keys(p: string) {
   const range = (prefix: string) => ({ start: `${prefix}:`, end: `${prefix};` });
   const gcStart = `${p}g:`;
   return {
@@ -591,11 +599,13 @@ function keys(p: string) {
       return parseGcMember(rest.slice(TIME_DIGITS + 1), Number(BigInt(rest.slice(0, TIME_DIGITS)) - TIME_OFFSET));
     },
     gcIndex: (member: string) => `${p}q:${member}`,
+    /** Every key of one kind: 'n' nodes, 'c' entries, 'x' xattrs, 'b' blocks. */
+    all: (kind: 'n' | 'c' | 'x' | 'b') => range(`${p}${kind}`),
   };
 }
 
 /** Only the declared fields leave the store, with a Buffer of our own. */
-function toRecord(n: NodeRecord): NodeRecord {
+export function toRecord(n: NodeRecord): NodeRecord {
   return {
     id: n.id,
     parent: n.parent,
