@@ -104,7 +104,7 @@ interface Finding extends Problem {
   fix?(): Promise<boolean>;
 }
 
-const LOST = 'none possible: the bytes are gone (restore the file from elsewhere; Time Machine re-backs it up once its verification fails)';
+const LOST = 'none possible: the bytes are gone (restore the file from elsewhere if you can; in a Time Machine bundle, the Mac\'s next backup verification reports the damage)';
 
 export async function verifyVolume(o: VerifyOptions): Promise<VerifyReport> {
   if (o.repair && o.live) throw new Error('repairs need every gateway stopped');
@@ -177,7 +177,7 @@ class Checks {
         kind: 'no-root',
         stage: 0,
         path: '/',
-        what: root ? 'the root (CNID 2) is a file' : 'the volume has no root directory (CNID 2)',
+        what: root ? 'the root (CNID 2) is a file' : s.nodes.size === 0 ? 'the volume holds nothing: no gateway has opened it with this metadata store (check --config)' : 'the volume has no root directory (CNID 2)',
         repair: 'none here: a gateway opening the volume creates the root; then run verify --repair again to re-link the rest',
         repairable: false,
         confirm: async () => (await audit.node(ROOT_ID))?.kind !== 'dir',
@@ -222,7 +222,7 @@ class Checks {
           what: `the directory's listing index disagrees with its entries in ${stale} names (listings would skip or repeat them)`,
           repair: 'rebuild the index from the entries',
           repairable: true,
-          confirm: async () => true,
+          confirm: async () => !(await audit.indexAgrees(parent)),
           fix: async () => (await audit.reindex(parent), true),
         };
       }

@@ -7,6 +7,7 @@ import { serve } from './serve.js';
 import { status } from './status.js';
 import { get, put } from './transfer.js';
 import { user } from './user.js';
+import { verify } from './verify.js';
 
 const HELP = `afp-gateway ${VERSION}: Time Machine over AFP, with data in S3 and state in Redis
 
@@ -33,10 +34,14 @@ commands:
                             what a running gateway is doing: sessions, volumes,
                             cache, uploads (from its ops endpoint, default
                             127.0.0.1:9548; the same as its page at /status)
+  verify VOLUME [--config FILE] [--repair] [--json]
+                            check that the volume's metadata and its objects in
+                            the bucket agree (exit 1 on problems); --repair fixes
+                            what is safe to fix, with every gateway stopped
   version                   print the version
 `;
 
-const commands: Record<string, (o: ReturnType<typeof parseCli>) => Promise<number>> = { serve, user, probe, ls, put, get, status };
+const commands: Record<string, (o: ReturnType<typeof parseCli>) => Promise<number>> = { serve, user, probe, ls, put, get, status, verify };
 
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;

@@ -7,6 +7,8 @@ export interface CliOptions {
   user?: string;
   uam?: string;
   json: boolean;
+  /** verify: fix what is safe to fix. */
+  repair: boolean;
   positionals: string[];
 }
 
@@ -23,6 +25,7 @@ export function parseCli(argv: string[]): CliOptions {
       user: { type: 'string', short: 'u' },
       uam: { type: 'string' },
       json: { type: 'boolean', default: false },
+      repair: { type: 'boolean', default: false },
     },
   });
   let port: number | undefined;
@@ -37,6 +40,7 @@ export function parseCli(argv: string[]): CliOptions {
     ...(values.user !== undefined ? { user: values.user } : {}),
     ...(values.uam !== undefined ? { uam: values.uam } : {}),
     json: values.json ?? false,
+    repair: values.repair ?? false,
     positionals,
   };
 }

@@ -37,6 +37,15 @@ while p ~= '2' do
 end
 return 'reachable'`,
 
+  // ARGV: dir. 1 when the listing index holds exactly the entries' keys.
+  afpgwAuditIndexAgrees: `
+local d, o = dirKey(ARGV[1]), ordKey(ARGV[1])
+if redis.call('HLEN', d) ~= redis.call('ZCARD', o) then return 0 end
+for _, k in ipairs(redis.call('HKEYS', d)) do
+  if not redis.call('ZSCORE', o, k) then return 0 end
+end
+return 1`,
+
   // ARGV: parent, key, child ('' for an index member without an entry). Returns 1 when dropped.
   afpgwAuditDropEntry: `
 local parent, key, child = ARGV[1], ARGV[2], ARGV[3]
@@ -156,7 +165,7 @@ end
 return changed`,
 } as const;
 
-const READS: ReadonlySet<string> = new Set(['afpgwAuditReach']);
+const READS: ReadonlySet<string> = new Set(['afpgwAuditReach', 'afpgwAuditIndexAgrees']);
 
 type ScriptName = keyof typeof SCRIPTS;
 type Arg = string;
@@ -281,6 +290,10 @@ export class RedisVolumeAudit implements VolumeAudit {
   async blockRef(file: number, fork: ForkKind, index: number): Promise<BlockRef | null> {
     const v = await this.call(() => this.redis.hgetBuffer(this.mapKey(file, fork), String(index)));
     return v === null ? null : parseRef(v);
+  }
+
+  async indexAgrees(dir: number): Promise<boolean> {
+    return (await this.call(() => this.redis.afpgwAuditIndexAgrees(this.meta, String(dir)))) === 1;
   }
 
   async gcQueued(entry: Omit<GcEntry, 'at'>): Promise<boolean> {

@@ -72,6 +72,8 @@ export interface VolumeAudit {
   childCount(dir: number): Promise<{ stored: number; entries: number } | undefined>;
   /** The ref at one index of a fork's map now (null: none), whether or not the node exists. */
   blockRef(file: number, fork: ForkKind, index: number): Promise<BlockRef | null>;
+  /** Whether a directory's listing index holds exactly its entries' keys, in one read. */
+  indexAgrees(dir: number): Promise<boolean>;
   /** Whether the GC queue holds the object. */
   gcQueued(entry: Omit<GcEntry, 'at'>): Promise<boolean>;
 
