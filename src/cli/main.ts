@@ -13,6 +13,7 @@ import { ControlUnreachable } from './control-client.js';
 import { get, put } from './transfer.js';
 import { init } from './init.js';
 import { user } from './user.js';
+import { verify } from './verify.js';
 
 const HELP = `afp-gateway ${VERSION}: Time Machine over AFP, with data in S3 and state in Redis
 
@@ -59,10 +60,14 @@ commands:
                             --from: the store's directory, its data directory or
                             the old config (default: dataDir/meta of NEW.yaml);
                             --force: replace what the target already holds
+  verify VOLUME [--config FILE] [--repair] [--json]
+                            check that the volume's metadata and its objects in
+                            the bucket agree (exit 1 on problems); --repair fixes
+                            what is safe to fix, with every gateway stopped
   version                   print the version
 `;
 
-const commands: Record<string, (o: ReturnType<typeof parseCli>) => Promise<number>> = { serve, user, probe, ls, put, get, status, sessions, cache, gc, migrate };
+const commands: Record<string, (o: ReturnType<typeof parseCli>) => Promise<number>> = { serve, user, probe, ls, put, get, status, sessions, cache, gc, migrate, verify };
 /** Commands with flags of their own: they get the raw arguments instead of parseCli's. */
 const ownFlags: Record<string, (argv: string[]) => Promise<number>> = { init };
 

@@ -17,6 +17,8 @@ export interface CliOptions {
   from?: string;
   /** migrate: replace what the target holds instead of refusing. */
   force: boolean;
+  /** verify: fix what is safe to fix. */
+  repair: boolean;
   positionals: string[];
 }
 
@@ -38,6 +40,7 @@ export function parseCli(argv: string[]): CliOptions {
       timeout: { type: 'string' },
       from: { type: 'string' },
       force: { type: 'boolean', default: false },
+      repair: { type: 'boolean', default: false },
     },
   });
   let port: number | undefined;
@@ -62,6 +65,7 @@ export function parseCli(argv: string[]): CliOptions {
     json: values.json ?? false,
     ...(values.from !== undefined ? { from: values.from } : {}),
     force: values.force ?? false,
+    repair: values.repair ?? false,
     positionals,
   };
 }

@@ -96,3 +96,30 @@ export class Progress {
     return seconds > 0 ? this.done / seconds : 0;
   }
 }
+
+/**
+ * Progress of a run whose total is not known up front (verify's scans): `label: phase N`
+ * redrawn on a terminal, nothing when stderr is a file or a pipe.
+ */
+export class Ticker {
+  private lastDraw = 0;
+
+  constructor(
+    private readonly label: string,
+    private readonly out: ProgressStream = process.stderr,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  update(phase: string, count: number): void {
+    if (!this.out.isTTY) return;
+    const t = this.now();
+    if (t - this.lastDraw < REDRAW_MS) return;
+    this.lastDraw = t;
+    this.out.write(`\r${this.label}: ${phase} ${count}\x1b[K`);
+  }
+
+  /** Clears the line, so what follows starts on a clean one. */
+  clear(): void {
+    if (this.out.isTTY && this.lastDraw > 0) this.out.write('\r\x1b[K');
+  }
+}

@@ -551,6 +551,8 @@ export class EmbeddedNamespace implements NamespaceStore {
   }
 }
 
+/** Where a volume's namespace keys start. */
+
 const INDEX_DIGITS = 16;
 const TIME_DIGITS = 17;
 const TIME_OFFSET = 2n ** 53n;
@@ -605,6 +607,8 @@ function keys(p: string) {
       return parseGcMember(rest.slice(TIME_DIGITS + 1), Number(BigInt(rest.slice(0, TIME_DIGITS)) - TIME_OFFSET));
     },
     gcIndex: (member: string) => `${p}q:${member}`,
+    /** Every key of one kind: 'n' nodes, 'c' entries, 'x' xattrs, 'b' blocks. */
+    all: (kind: 'n' | 'c' | 'x' | 'b') => range(`${p}${kind}`),
   };
 }
 

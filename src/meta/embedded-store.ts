@@ -40,6 +40,8 @@ import {
 } from './meta-store.js';
 import type { NamespaceOptions, NamespaceStore } from './namespace.js';
 import type { SessionStore } from './sessions.js';
+import { EmbeddedVolumeAudit } from './verify-embedded.js';
+import type { VolumeAudit } from './verify-store.js';
 import { checkLease, checkTtl, compareKeys, copyIdentity, copyNodeInfo, copyPassword } from './records.js';
 
 const FIRST_UID = 1000;
@@ -273,6 +275,11 @@ export class EmbeddedMetaStore implements MetaStore {
       this.forkStores.set(volumeKey, f);
     }
     return f;
+  }
+
+  /** Reads and repairs the volume's `ns:` keys directly (verify-embedded.ts). */
+  audit(volumeKey: string, opts: NamespaceOptions): VolumeAudit {
+    return new EmbeddedVolumeAudit(this.db as unknown as Database<unknown, string>, volumeKey, opts.fold);
   }
 
   /** One instance per store; its keys live under `ss:` in the same database. */

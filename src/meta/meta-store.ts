@@ -8,6 +8,7 @@
 import type { ForkStore } from './forks.js';
 import type { NamespaceOptions, NamespaceStore } from './namespace.js';
 import type { SessionStore } from './sessions.js';
+import type { VolumeAudit } from './verify-store.js';
 
 /** A scrypt password hash; the parameters travel with the hash so they can be raised later. */
 export interface PasswordHash {
@@ -105,6 +106,12 @@ export interface MetaStore {
 
   /** The open forks, deny modes and byte-range locks of one volume (same `volumeKey` as `namespace`). */
   forks(volumeKey: string): ForkStore;
+
+  /**
+   * Every record of one volume's namespace, read and repaired by `afp-gateway verify`
+   * (same `volumeKey` as `namespace`). Not for the serving path: it reads whole volumes.
+   */
+  audit(volumeKey: string, opts: NamespaceOptions): VolumeAudit;
 
   /** Session records (behind session tokens) and replay caches, shared by the nodes of a pair. */
   sessions(): SessionStore;

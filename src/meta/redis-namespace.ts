@@ -85,11 +85,12 @@ import {
 import { compareKeys } from './records.js';
 
 /** The stored fields in the order scripts return them, after the id. */
-const FIELDS = ['parent', 'name', 'kind', 'attributes', 'createdAt', 'modifiedAt', 'backupAt', 'finderInfo', 'uid', 'gid', 'mode', 'dataLength', 'rsrcLength', 'childCount'] as const;
+export const FIELDS = ['parent', 'name', 'kind', 'attributes', 'createdAt', 'modifiedAt', 'backupAt', 'finderInfo', 'uid', 'gid', 'mode', 'dataLength', 'rsrcLength', 'childCount'] as const;
 /** One record in a script's reply: the id, then FIELDS. */
 const RECORD_WIDTH = FIELDS.length + 1;
 
-const LUA_PRELUDE = `
+/** Helpers every namespace script starts with; verify-redis.ts's scripts share them. */
+export const LUA_PRELUDE = `
 local base = string.sub(KEYS[1], 1, -6)
 local function nodeKey(id) return base .. ':node:' .. id end
 local function dirKey(id) return base .. ':dir:' .. id end
@@ -486,7 +487,7 @@ return redis.call('ZRANGEBYSCORE', gcKey, '-inf', ARGV[1], 'WITHSCORES', 'LIMIT'
 const READS: ReadonlySet<ScriptName> = new Set<ScriptName>(['afpgwNsLookup', 'afpgwNsChildren', 'afpgwNsGetXattr', 'afpgwNsListXattrs', 'afpgwNsKvList', 'afpgwNsBlockMap', 'afpgwNsBlockRef', 'afpgwNsGcDue']);
 
 type ScriptName = keyof typeof SCRIPTS;
-type ReplyItem = Buffer | number | null | ReplyItem[];
+export type ReplyItem = Buffer | number | null | ReplyItem[];
 export type Arg = string | Buffer;
 
 /** The *Buffer variants `defineCommand` adds at run time; ioredis cannot type them itself. */
@@ -794,7 +795,7 @@ export function encodeRef(r: BlockRef | null): string {
   return r === null ? '' : `${r.file}:${r.gen}`;
 }
 
-function parseRef(v: ReplyItem | undefined): BlockRef {
+export function parseRef(v: ReplyItem | undefined): BlockRef {
   const m = /^(\d+):(\d+)$/.exec(text(v, 'block ref'));
   const [file, gen] = m ? [Number(m[1]), Number(m[2])] : [0, 0];
   if (!isId(file) || !isId(gen)) throw new MetaUnavailableError('Redis holds a malformed block ref');
@@ -806,7 +807,7 @@ function asArray(reply: unknown): ReplyItem[] {
   return reply as ReplyItem[];
 }
 
-function parseRecord(r: ReplyItem[], at: number): NodeRecord {
+export function parseRecord(r: ReplyItem[], at: number): NodeRecord {
   if (r.length < at + RECORD_WIDTH) throw new MetaUnavailableError('Redis returned a short node record');
   const f = (name: (typeof FIELDS)[number]) => r[at + 1 + FIELDS.indexOf(name)];
   const n = (name: (typeof FIELDS)[number]) => parseInteger(f(name), name);

@@ -48,6 +48,8 @@ import { RedisLoad } from './redis-load.js';
 import { defineScripts, OP_TTL_MS, type LuaScript } from './redis-scripts.js';
 import { RedisSessionStore } from './redis-sessions.js';
 import type { SessionStore } from './sessions.js';
+import { RedisVolumeAudit } from './verify-redis.js';
+import type { VolumeAudit } from './verify-store.js';
 import type { ForkStore } from './forks.js';
 
 export interface RedisOptions {
@@ -420,6 +422,11 @@ export class RedisMetaStore implements MetaStore {
       this.forkStores.set(volumeKey, f);
     }
     return f;
+  }
+
+  /** Reads and repairs the volume's keys under its hash tag (verify-redis.ts). */
+  audit(volumeKey: string, opts: NamespaceOptions): VolumeAudit {
+    return new RedisVolumeAudit(this.redis, this.prefix, volumeKey, opts.fold);
   }
 
   /** The store's pub/sub, made on first use (it holds a connection of its own). */

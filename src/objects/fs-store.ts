@@ -237,14 +237,15 @@ export class FsObjectStore implements ObjectStore {
           continue;
         }
         let size: number;
+        let lastModified: number;
         try {
-          size = (await stat(path)).size;
+          ({ size, mtimeMs: lastModified } = await stat(path));
         } catch (err) {
           // Deleted while we walked: a listing is not a snapshot, so leave it out.
           if (codeOf(err) === 'ENOENT') continue;
           throw fsError(`list ${relative(this.root, path).split(sep).join('/')}`, err);
         }
-        yield { key: entry.full, size };
+        yield { key: entry.full, size, lastModified: Math.floor(lastModified) };
       }
     }
   }

@@ -14,6 +14,8 @@ export interface ByteRange {
 export interface ObjectInfo {
   key: string;
   size: number;
+  /** Epoch ms the object was written, as the backend reports it (S3: LastModified; fs: mtime). */
+  lastModified?: number;
 }
 
 export interface ListOptions {

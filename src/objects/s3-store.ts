@@ -174,7 +174,7 @@ export class S3ObjectStore implements ObjectStore {
       );
       for (const obj of page.Contents ?? []) {
         if (obj.Key === undefined || !obj.Key.startsWith(this.keyPrefix)) continue;
-        yield { key: obj.Key.slice(this.keyPrefix.length), size: obj.Size ?? 0 };
+        yield { key: obj.Key.slice(this.keyPrefix.length), size: obj.Size ?? 0, ...(obj.LastModified ? { lastModified: obj.LastModified.getTime() } : {}) };
         if (--remaining <= 0) return;
       }
       if (page.IsTruncated && page.NextContinuationToken === undefined)

@@ -169,6 +169,8 @@ export function objectStoreContract(name: string, open: OpenStore): void {
       assert.equal(all.length, 1200);
       assert.deepEqual(all.map((i) => i.key), keys);
       assert.ok(all.every((i) => i.size === 7));
+      // When each object was written (verify judges unreferenced objects by their age).
+      assert.ok(all.every((i) => i.lastModified !== undefined && Math.abs(i.lastModified - Date.now()) < 3_600_000), 'every listed object says when it was written');
       assert.deepEqual(await keysOf(s, 'p/', { limit: 1100 }), keys.slice(0, 1100));
       assert.deepEqual(await keysOf(s, 'p/', { after: keys[999] }), keys.slice(1000));
       assert.deepEqual(await keysOf(s, 'p/', { after: keys[99] }), keys.slice(100));
