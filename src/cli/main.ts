@@ -1,5 +1,6 @@
 import { ConfigError } from '../config/errors.js';
 import { VERSION } from '../gateway.js';
+import { doctor } from './doctor.js';
 import { parseCli } from './options.js';
 import { ls } from './ls.js';
 import { probe } from './probe.js';
@@ -33,10 +34,14 @@ commands:
                             what a running gateway is doing: sessions, volumes,
                             cache, uploads (from its ops endpoint, default
                             127.0.0.1:9548; the same as its page at /status)
+  doctor [--config FILE] [--json]
+                            check a config end to end before serving with it: ports,
+                            cache directory and space, Redis, the bucket, multicast
+                            (exit 0 ok or warnings only, 1 a check failed, 78 bad config)
   version                   print the version
 `;
 
-const commands: Record<string, (o: ReturnType<typeof parseCli>) => Promise<number>> = { serve, user, probe, ls, put, get, status };
+const commands: Record<string, (o: ReturnType<typeof parseCli>) => Promise<number>> = { serve, user, probe, ls, put, get, status, doctor };
 
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
