@@ -44,7 +44,7 @@ export async function doctor(opts: CliOptions): Promise<number> {
  * another (a directory made and removed by one must not vanish under the next); the network
  * checks, which wait on timeouts, run side by side.
  */
-export async function runChecks(config: GatewayConfig): Promise<CheckResult[]> {
+async function runChecks(config: GatewayConfig): Promise<CheckResult[]> {
   const local: CheckResult[] = [];
   local.push(...(await checkCache(config.cache)));
   if (config.metadata.backend === 'embedded') local.push(await checkWritableDir('metadata', 'metadata.path', config.metadata.path));

@@ -2,7 +2,8 @@
  * `afp-gateway doctor`, through the real binary: one test per failure it reports (and per
  * warning), each against the real thing that fails: a port this process holds, a path under a
  * regular file, a cache larger than any disk, redis-server with a password, an AOF, a memory
- * policy or a renamed INFO, a replica, sentinels, s3rver without the bucket, and network
+ * policy or a renamed INFO, a replica, sentinels, s3rver without the bucket, a proxy that
+ * swallows every byte (a server that never answers), and network
  * namespaces (`unshare -rn`) for what needs a machine without interfaces, or with mDNS's port
  * taken. Plus the all-good runs on embedded+fs and on Redis+S3.
  *
@@ -20,6 +21,7 @@ import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { S3ObjectStore } from '../../src/objects/s3-store.js';
 import { BIN, runCli, type CliResult } from '../helpers/cli.js';
+import { startFaultProxy } from '../helpers/fault-proxy.js';
 import { freePort } from '../helpers/ports.js';
 import { needRedis, redisAvailable, startRedis, type RedisServer } from '../helpers/redis-server.js';
 import { needSentinel, sentinelAvailable, startSentinelSet, type RedisSentinelSet } from '../helpers/redis-sentinel.js';
@@ -313,6 +315,22 @@ describe('doctor: Redis', () => {
     assert.match(line.fix ?? '', /metadata\.url/);
   });
 
+  test('a Redis that accepts connections but never answers: FAIL after a few seconds, not a hang', async (t) => {
+    if (!needRedis(t)) return;
+    const redis = await startRedis();
+    const proxy = await startFaultProxy({ host: '127.0.0.1', port: redis.port }, { mode: 'blackhole' });
+    try {
+      const r = await doctor(redisMeta(`redis://127.0.0.1:${proxy.port}`));
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      const line = only(r, 'FAIL', 'redis');
+      assert.equal(line.message, `Redis at 127.0.0.1:${proxy.port}: no answer within 3 s`);
+      assert.match(line.fix ?? '', /metadata\.url/);
+    } finally {
+      await proxy.close();
+      await redis.stop();
+    }
+  });
+
   describe('with a password', () => {
     let redis: RedisServer | undefined;
     before(async () => {
@@ -473,6 +491,19 @@ describe('doctor: S3', () => {
     const line = only(r, 'FAIL', 'objects');
     assert.equal(line.message, `bucket "doctor-bucket" (prefix "doctor") at http://127.0.0.1:${port}: connection refused (nothing listens there)`);
     assert.match(line.fix ?? '', /objects\.endpoint/);
+  });
+
+  test('an endpoint that accepts connections but never answers: FAIL after the probe timeout', async () => {
+    const proxy = await startFaultProxy({ host: '127.0.0.1', port: s3.port }, { mode: 'blackhole' });
+    try {
+      const r = await doctor(objects({ endpoint: proxy.endpoint }));
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      const line = only(r, 'FAIL', 'objects');
+      assert.equal(line.message, `bucket "doctor-bucket" (prefix "doctor") at ${proxy.endpoint}: no answer within 5 s`);
+      assert.match(line.fix ?? '', /objects\.endpoint/);
+    } finally {
+      await proxy.close();
+    }
   });
 
   test('an endpoint whose host name does not resolve: FAIL, naming objects.endpoint', async () => {

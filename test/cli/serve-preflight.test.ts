@@ -11,6 +11,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN, type CliResult } from '../helpers/cli.js';
+import { startFaultProxy } from '../helpers/fault-proxy.js';
 import { freePort } from '../helpers/ports.js';
 import { needRedis, redisAvailable, startRedis, type RedisServer } from '../helpers/redis-server.js';
 import { s3Config, startS3, type S3Server } from '../helpers/s3-server.js';
@@ -96,6 +97,18 @@ describe('serve checks its backends before it starts', () => {
     const r = await serve(await config({ backend: 'redis', url: `redis://127.0.0.1:${port}` }, { backend: 'fs' }));
     assert.equal(r.code, 1, r.stdout + r.stderr);
     assert.match(r.stderr, new RegExp(`^ {2}metadata\\.url: Redis at 127\\.0\\.0\\.1:${port}: connection refused \\(nothing listens there\\)$`, 'm'));
+  });
+
+  test('a Redis that accepts connections but never answers: exit 1 after the check, not a hang', async (t) => {
+    if (!needRedis(t)) return;
+    const proxy = await startFaultProxy({ host: '127.0.0.1', port: redis!.port }, { mode: 'blackhole' });
+    try {
+      const r = await serve(await config({ backend: 'redis', url: `redis://127.0.0.1:${proxy.port}`, password: 'right-one' }, { backend: 'fs' }));
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.match(r.stderr, new RegExp(`^ {2}metadata\\.url: Redis at 127\\.0\\.0\\.1:${proxy.port}: no answer within 3 s$`, 'm'));
+    } finally {
+      await proxy.close();
+    }
   });
 
   test('Redis refusing the password: exit 78, naming metadata.password', async (t) => {
