@@ -1,5 +1,6 @@
 import { ConfigError } from '../config/errors.js';
 import { VERSION } from '../gateway.js';
+import { doctor } from './doctor.js';
 import { parseCli } from './options.js';
 import { ls } from './ls.js';
 import { migrate } from './migrate.js';
@@ -64,10 +65,14 @@ commands:
                             check that the volume's metadata and its objects in
                             the bucket agree (exit 1 on problems); --repair fixes
                             what is safe to fix, with every gateway stopped
+  doctor [--config FILE] [--json]
+                            check a config end to end before serving with it: ports,
+                            cache directory and space, Redis, the bucket, multicast
+                            (exit 0 ok or warnings only, 1 a check failed, 78 bad config)
   version                   print the version
 `;
 
-const commands: Record<string, (o: ReturnType<typeof parseCli>) => Promise<number>> = { serve, user, probe, ls, put, get, status, sessions, cache, gc, migrate, verify };
+const commands: Record<string, (o: ReturnType<typeof parseCli>) => Promise<number>> = { serve, user, probe, ls, put, get, status, sessions, cache, gc, migrate, verify, doctor };
 /** Commands with flags of their own: they get the raw arguments instead of parseCli's. */
 const ownFlags: Record<string, (argv: string[]) => Promise<number>> = { init };
 

@@ -2,9 +2,15 @@ import { CONFIG_FILE_ENV, loadConfig } from '../config/load.js';
 import { Gateway } from '../gateway.js';
 import { createLogger } from '../ops/log.js';
 import type { CliOptions } from './options.js';
+import { formatPreflight, preflight, preflightExitCode } from './preflight.js';
 
 export async function serve(opts: CliOptions): Promise<number> {
   const config = await loadConfig(configSource(opts));
+  const problems = await preflight(config);
+  if (problems.length > 0) {
+    process.stderr.write(formatPreflight(problems) + '\n');
+    return preflightExitCode(problems);
+  }
   const log = createLogger(config.log.level);
   const gw = await Gateway.start(config, log);
   if (gw.fellBack) {

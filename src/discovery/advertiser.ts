@@ -11,12 +11,13 @@
  * Nothing here may take the gateway down: socket errors (no multicast route, port taken) are
  * logged, the link is dropped, and AFP keeps being served.
  */
-import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
+import { networkInterfaces } from 'node:os';
 import { isIPv4 } from 'node:net';
 import type { RemoteInfo } from 'node:dgram';
 import type { Answer, Question } from 'dns-packet';
 import makeMdns from 'multicast-dns';
 import type { Logger } from '../ops/log.js';
+import { chooseInterfaces, type MdnsInterface } from './interfaces.js';
 import {
   AFP_SERVICE,
   DEFAULT_HOST_TTL,
@@ -188,36 +189,16 @@ export class BonjourAdvertiser {
     return this.state === 'stopped';
   }
 
-  private resolveInterfaces(): { name: string; ipv4: string; infos: NetworkInterfaceInfo[] }[] {
-    const all = Object.entries(networkInterfaces()).map(([name, infos]) => ({ name, infos: infos ?? [] }));
-    const wanted = this.opts.interfaces && this.opts.interfaces.length > 0 ? this.opts.interfaces : null;
-    const out: { name: string; ipv4: string; infos: NetworkInterfaceInfo[] }[] = [];
-    const pick = (name: string, infos: NetworkInterfaceInfo[], preferred?: string): void => {
-      if (out.some((o) => o.name === name)) return;
-      const v4 = preferred && isIPv4(preferred) ? preferred : infos.find((i) => i.family === 'IPv4')?.address;
-      if (!v4) {
-        this.opts.log.warn({ interface: name }, `Bonjour: interface ${name} has no IPv4 address; not advertising on it (mDNS runs over IPv4 here)`);
-        return;
-      }
-      out.push({ name, ipv4: v4, infos });
-    };
-    if (wanted === null) {
-      for (const { name, infos } of all) if (infos.some((i) => !i.internal)) pick(name, infos.filter((i) => !i.internal));
-      return out;
+  private resolveInterfaces(): MdnsInterface[] {
+    const { chosen, skipped } = chooseInterfaces(this.opts.interfaces);
+    for (const s of skipped) {
+      if (s.kind === 'no-ipv4') this.opts.log.warn({ interface: s.name }, `Bonjour: interface ${s.name} has no IPv4 address; not advertising on it (mDNS runs over IPv4 here)`);
+      else this.opts.log.warn({ address: s.address }, `Bonjour: no interface has the address ${s.address}; not advertising on it`);
     }
-    for (const addr of wanted) {
-      const bare = addr.split('%')[0]!;
-      const found = all.find(({ infos }) => infos.some((i) => i.address === bare));
-      if (!found) {
-        this.opts.log.warn({ address: addr }, `Bonjour: no interface has the address ${addr}; not advertising on it`);
-        continue;
-      }
-      pick(found.name, found.infos, bare);
-    }
-    return out;
+    return chosen;
   }
 
-  private openLink(t: { name: string; ipv4: string; infos: NetworkInterfaceInfo[] }): Promise<void> {
+  private openLink(t: MdnsInterface): Promise<void> {
     return new Promise((resolve) => {
       let mdns: makeMdns.MulticastDNS;
       try {

@@ -1,7 +1,8 @@
 /**
- * Opens the object store the configuration names. No network I/O for S3: a branch box that
- * boots while its uplink is down must still start and serve from its cache; the first request
- * that needs the bucket reports ObjectStoreUnavailableError instead.
+ * Opens the object store the configuration names. No network I/O for S3: a gateway started in
+ * process while the bucket is away still starts, and the first request that needs the bucket
+ * reports ObjectStoreUnavailableError. (`serve` checks the bucket before it starts the gateway
+ * and refuses to start without it: src/cli/preflight.ts.)
  */
 import type { ObjectsConfig } from '../config/schema.js';
 import { FsObjectStore } from './fs-store.js';
