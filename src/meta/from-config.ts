@@ -1,10 +1,12 @@
 import type { MetadataConfig } from '../config/schema.js';
+import type { MetaCallObserver } from './call-observer.js';
 import type { MetaStore } from './meta-store.js';
 import { openMetaStore } from './open.js';
 
-/** Opens the metadata backend a gateway config names. */
-export function openMetaStoreFromConfig(cfg: MetadataConfig): Promise<MetaStore> {
-  if (cfg.backend === 'embedded') return openMetaStore({ backend: 'embedded', path: cfg.path, sync: cfg.sync, syncIntervalMs: cfg.syncIntervalMs });
+/** Opens the metadata backend a gateway config names; `calls` is told of each call it makes. */
+export function openMetaStoreFromConfig(cfg: MetadataConfig, calls?: MetaCallObserver): Promise<MetaStore> {
+  const measured = calls ? { calls } : {};
+  if (cfg.backend === 'embedded') return openMetaStore({ backend: 'embedded', path: cfg.path, sync: cfg.sync, syncIntervalMs: cfg.syncIntervalMs, ...measured });
   return openMetaStore({
     backend: 'redis',
     ...(cfg.url !== undefined ? { url: cfg.url } : {}),
@@ -14,5 +16,6 @@ export function openMetaStoreFromConfig(cfg: MetadataConfig): Promise<MetaStore>
     waitReplicas: cfg.waitReplicas,
     waitTimeoutMs: cfg.waitTimeoutMs,
     failoverWaitMs: cfg.failoverWaitSeconds * 1000,
+    ...measured,
   });
 }

@@ -43,6 +43,8 @@ import { checkLease, checkTtl, compareKeys, copyNodeInfo, copyPassword } from '.
 import { RedisForkStore } from './redis-forks.js';
 import { RedisNamespace } from './redis-namespace.js';
 import { RedisFeed } from './redis-feed.js';
+import type { MetaCallObserver } from './call-observer.js';
+import { measureCommands } from './redis-measure.js';
 import { defineScripts, OP_TTL_MS, type LuaScript } from './redis-scripts.js';
 import { RedisSessionStore } from './redis-sessions.js';
 import type { SessionStore } from './sessions.js';
@@ -67,6 +69,8 @@ export interface RedisOptions {
    * fails with MetaUnavailableError; default 30000. Must stay below OP_TTL_MS.
    */
   failoverWaitMs?: number;
+  /** Told of every command's outcome and duration (the metadata latency metrics). */
+  calls?: MetaCallObserver;
 }
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
@@ -269,6 +273,7 @@ export class RedisMetaStore implements MetaStore {
       lastError = err;
     });
     defineScripts(redis, SCRIPTS);
+    if (opts.calls) measureCommands(redis, opts.calls);
 
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<never>((_, reject) => {
