@@ -90,6 +90,11 @@ export class VolumeData {
   readonly blockSize: number;
   /** Counts commits that changed a fork's length: a volume's cached byte count is stale once it moves. */
   lengthCommits = 0;
+  /**
+   * Block reads since start: served from the cache (hits), or waiting on the object store
+   * (misses, a read-ahead GET joined included). Reads of holes, which need neither, are not counted.
+   */
+  readonly reads = { hits: 0, misses: 0 };
   /** Stops the change notices; undefined when no other node shares the store. */
   private readonly unwatch: (() => void) | undefined;
 
@@ -289,7 +294,10 @@ export class VolumeData {
       }
       const block = b;
       const hit = await block.lock.run(async () => (block.dropped || !block.holds(s, e) ? undefined : this.o.cache.read(block, s, e - s)));
-      if (hit) return hit;
+      if (hit) {
+        this.reads.hits++;
+        return hit;
+      }
       if (!block.dropped) {
         const baseRef = block.base;
         if (baseRef !== null && !block.dirty) this.readAhead(st, index);
@@ -305,7 +313,10 @@ export class VolumeData {
           await this.o.cache.fillForRead(block, bytes);
           return this.o.cache.read(block, s, e - s);
         });
-        if (filled) return filled;
+        if (filled) {
+          this.reads.misses++;
+          return filled;
+        }
       }
       if (attempt >= 10) throw new Error(`block ${index} of file ${st.file} kept changing while being read`);
     }

@@ -8,6 +8,7 @@ import type { NodeRecord } from '../meta/namespace.js';
 import { FsError } from './errors.js';
 import { fsCall } from './fs-call.js';
 import { Access, type ForkKind, type OpenedFork } from './open-fork.js';
+import { observedSync, type SyncObserver } from './sync-observer.js';
 
 /** What a fork handle needs from its volume. */
 export interface ForkHost {
@@ -17,6 +18,8 @@ export interface ForkHost {
   node(id: number): Promise<NodeRecord>;
   /** Throws ENOSPC when the volume cannot grow by `bytes`. */
   reserveSpace(bytes: number): Promise<void>;
+  /** Told how long each sync took. */
+  readonly syncs: SyncObserver | undefined;
 }
 
 /** The largest offset or length AFP can name that JavaScript numbers carry exactly. */
@@ -99,7 +102,7 @@ export class ForkHandle implements OpenedFork {
 
   async sync(): Promise<void> {
     if (this.closing) throw new FsError('EBADF', 'the fork is closed');
-    await fsCall(() => this.host.data.sync(this.st));
+    await observedSync(this.host.syncs, 'fork', () => fsCall(() => this.host.data.sync(this.st)));
   }
 
   leave(): void {

@@ -17,6 +17,7 @@ import { Access, type ForkKind, type ForkOwner, type OpenedFork } from './open-f
 import { FsError } from './errors.js';
 import { checkName } from './names.js';
 import { mayUnlink, rightsOf, type Principal } from './permissions.js';
+import { observedSync, type SyncObserver } from './sync-observer.js';
 
 /** One step of a path, in file-system terms. */
 export type Step = { up: true } | { name: string };
@@ -49,6 +50,8 @@ export interface VolumeStorage {
   nodeId: string;
   /** The volume's stable identity in the stores (volume-set.ts `volumeKey`). */
   key: string;
+  /** Told how long each FPSyncFork/FPSyncDir took (the sync latency metrics). */
+  syncs?: SyncObserver;
 }
 
 /** How long the volume's committed byte count is reused for size-limit checks. */
@@ -83,6 +86,10 @@ export class Volume implements ForkHost {
     return this.storage.data;
   }
 
+  get syncs(): SyncObserver | undefined {
+    return this.storage.syncs;
+  }
+
   /** The volume's stable identity in the metadata store (survives a rename in the config). */
   get key(): string {
     return this.storage.key;
@@ -99,13 +106,15 @@ export class Volume implements ForkHost {
    */
   async syncDir(dir: NodeRecord): Promise<void> {
     if (dir.kind !== 'dir') throw new FsError('ENOTDIR', `${dir.name} is a file`);
-    const files: number[] = [];
-    for (const id of this.data.dirtyFiles()) {
-      const n = await this.ns.get(id);
-      if (n && n.parent === dir.id) files.push(id);
-    }
-    await fsCall(() => this.data.syncFiles(files));
-    await fsCall(() => this.durable());
+    await observedSync(this.storage.syncs, 'dir', async () => {
+      const files: number[] = [];
+      for (const id of this.data.dirtyFiles()) {
+        const n = await this.ns.get(id);
+        if (n && n.parent === dir.id) files.push(id);
+      }
+      await fsCall(() => this.data.syncFiles(files));
+      await fsCall(() => this.durable());
+    });
   }
 
   /**
