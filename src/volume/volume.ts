@@ -7,6 +7,7 @@ import {
   type NodeRecord,
   type XattrMode,
 } from '../meta/namespace.js';
+import type { Logger } from '../ops/log.js';
 import type { VolumeDef } from './catalog.js';
 import type { KeyValueArea } from './node.js';
 import type { ForkOpen, ForkStore } from '../meta/forks.js';
@@ -134,7 +135,7 @@ export class Volume implements ForkHost {
     await fsCall(() => this.forkStore.open({ openId: owner.openId, session: owner.session, node: this.storage.nodeId, fileId: node.id, fork, mode }));
     try {
       const st = await fsCall(() => this.data.attach(node.id, fork));
-      return new ForkHandle(this, node.id, fork, mode, owner.openId, st);
+      return new ForkHandle(this, node.id, fork, mode, owner.openId, st, owner.log?.child({ volume: this.def.name }));
     } catch (e) {
       await this.forkStore.close(owner.openId).catch(() => undefined);
       throw e;
@@ -147,10 +148,10 @@ export class Volume implements ForkHost {
    * (from what the dead node committed; what it had not synced is gone, as the durability
    * contract allows).
    */
-  async adoptFork(open: ForkOpen): Promise<OpenedFork> {
+  async adoptFork(open: ForkOpen, log?: Logger): Promise<OpenedFork> {
     await fsCall(() => this.forkStore.adopt(open.openId, this.storage.nodeId));
     const st = await fsCall(() => this.data.attach(open.fileId, open.fork));
-    return new ForkHandle(this, open.fileId, open.fork, open.mode, open.openId, st);
+    return new ForkHandle(this, open.fileId, open.fork, open.mode, open.openId, st, log?.child({ volume: this.def.name }));
   }
 
   /** The opens a session holds on this volume, on any node (a session restored elsewhere). */
