@@ -4,6 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { AfpClient } from '../../src/client/afp-client.js';
 import { ForkMode } from '../../src/client/afp-fork.js';
@@ -199,6 +201,15 @@ describe('the gateway ops endpoint', () => {
     assert.equal(during.get('afpgw_sessions{state="connected"}'), 1, 'the client is logged in');
     assert.equal(during.get('afpgw_sessions{state="disconnected"}'), 0);
     assert.equal(after.get('afpgw_sessions{state="connected"}'), 0, 'and gone after its logout');
+  });
+
+  it('exports only metrics docs/operations.md lists', async () => {
+    const doc = await readFile(fileURLToPath(new URL('../../../docs/operations.md', import.meta.url)), 'utf8');
+    const text = await (await fetch(`${base}/metrics`)).text();
+    const names = [...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!);
+    assert.ok(names.includes('afpgw_metadata_request_seconds') && names.includes('afpgw_sync_seconds'), names.join(' '));
+    const missing = names.filter((n) => !doc.includes(`\`${n}\``));
+    assert.deepEqual(missing, [], 'document these in the metrics table of docs/operations.md');
   });
 
   it('answers /healthz and /readyz, 503 while the node stops, and nothing else', async () => {
