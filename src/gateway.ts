@@ -10,6 +10,8 @@ import { gatewayControl } from './gateway-control.js';
 import { startControlServer, type ControlServer } from './ops/control-server.js';
 import { startOpsServer, type OpsServer } from './ops/http-server.js';
 import { MeasuredObjectStore, type ObjectCallObserver } from './objects/measured-store.js';
+import type { MetaCallObserver } from './meta/call-observer.js';
+import type { SyncObserver } from './volume/sync-observer.js';
 import { serverFlags, statusBlock } from './afp/status.js';
 import { UserAuthenticator } from './auth/authenticator.js';
 import { LoginThrottle } from './auth/login-throttle.js';
@@ -68,11 +70,16 @@ export class Gateway {
     private readonly log: Logger,
     readonly volumes: VolumeSet,
     private readonly data: { objects: ObjectStore; cache: BandCache; uploads: UploadPipeline; objectCalls: ObjectCallObserver },
+    /** What the ops endpoint's metrics hook into; see gatewayOps. */
+    private readonly observers: { metaCalls?: MetaCallObserver; syncs: SyncObserver },
   ) {}
 
   static async start(config: GatewayConfig, log: Logger): Promise<Gateway> {
     const objectCalls: ObjectCallObserver = { observe: () => undefined };
-    const meta = await openMetaStoreFromConfig(config.metadata);
+    const syncs: SyncObserver = { observe: () => undefined };
+    // Timing every metadata call costs on the hot path: only when there are metrics to serve.
+    const metaCalls: MetaCallObserver | undefined = config.ops.metricsListen ? { observe: () => undefined } : undefined;
+    const meta = await openMetaStoreFromConfig(config.metadata, metaCalls);
     let server: DsiServer | undefined;
     let objects: ObjectStore | undefined;
     let cache: BandCache | undefined;
@@ -93,6 +100,7 @@ export class Gateway {
         gcGraceMs: config.objects.gcGraceSeconds * 1000,
         gcIntervalMs: config.objects.gcIntervalSeconds * 1000,
         log,
+        syncs,
       });
       // At the dirty limit every volume's dirty blocks go to the front of the queue.
       cache.onPressure = () => {
@@ -148,7 +156,7 @@ export class Gateway {
         }
       }
       const listened = await server.listen(config.listen.host, config.listen.port, config.listen.fallbackPort);
-      const gw = new Gateway(config, meta, server, ctx, nodeId, listened.host, listened.port, listened.fellBack, log, volumes, { objects, cache, uploads, objectCalls });
+      const gw = new Gateway(config, meta, server, ctx, nodeId, listened.host, listened.port, listened.fellBack, log, volumes, { objects, cache, uploads, objectCalls }, { ...(metaCalls ? { metaCalls } : {}), syncs });
       await gw.registerNode();
       gw.reaper = new LeaseReaper({
         nodeId,
@@ -289,6 +297,7 @@ export class Gateway {
       cache: this.data.cache,
       uploads: this.data.uploads,
       objectCalls: this.data.objectCalls,
+      ...this.observers,
       nodeId: this.nodeId,
     });
     this.opsEndpoints = endpoints;

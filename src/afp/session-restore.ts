@@ -37,7 +37,7 @@ export async function restoreSession(fresh: AfpSession, rec: SessionRecord): Pro
       const refnum = refnumOf(open.openId);
       try {
         if (refnum === null) throw new Error(`open ID ${open.openId} names no refnum`);
-        await s.addFork({ refnum, volume: v, fork: await v.adoptFork(open) });
+        await s.addFork({ refnum, volume: v, fork: await v.adoptFork(open, s.log) });
         forks++;
       } catch (err) {
         // The Mac learns of this fork's loss at its next use (kFPParamErr) and reopens it.

@@ -97,6 +97,11 @@ export class AfpSession implements DsiEndpoint {
     this.replay = new ReplayCache(ctx.replayCacheSize ?? DEFAULT_REPLAY_WINDOW);
   }
 
+  /** What the connection adds to its log lines while it serves this session. */
+  get logBindings(): { session: string } {
+    return { session: this.id };
+  }
+
   /** The connection the session currently speaks over (a primary reconnect replaces it). */
   get conn(): DsiConnection {
     return this.connection;

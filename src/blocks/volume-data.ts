@@ -90,6 +90,11 @@ export class VolumeData {
   readonly blockSize: number;
   /** Counts commits that changed a fork's length: a volume's cached byte count is stale once it moves. */
   lengthCommits = 0;
+  /**
+   * Block reads since start: served from the cache (hits), or waiting on the object store
+   * (misses, a read-ahead GET joined included). Reads of holes, which need neither, are not counted.
+   */
+  readonly reads = { hits: 0, misses: 0 };
   /** Stops the change notices; undefined when no other node shares the store. */
   private readonly unwatch: (() => void) | undefined;
 
@@ -132,13 +137,13 @@ export class VolumeData {
     return st;
   }
 
-  /** An open ended: its dirty blocks start uploading now, and the state goes once clean. */
-  detach(st: ForkState): void {
+  /** An open ended: its dirty blocks start uploading now, and the state goes once clean. `log`: the session's. */
+  detach(st: ForkState, log: Logger = this.o.log): void {
     st.attached = Math.max(0, st.attached - 1);
     if (st.attached > 0) return;
     for (const b of this.o.cache.blocksOf(this.o.volumeKey, st.file, st.fork)) if (b.dirty) this.uploadNow(b, Priority.Background);
     if (this.dirtyOf(st).length === 0 && st.metaDirty) {
-      this.commitMeta(st).catch((err: unknown) => this.o.log.warn({ file: st.file, fork: st.fork, err }, 'fork length commit after close failed; the next sync or upload retries'));
+      this.commitMeta(st).catch((err: unknown) => log.warn({ file: st.file, fork: st.fork, err }, 'fork length commit after close failed; the next sync or upload retries'));
     }
     this.release(st);
   }
@@ -253,8 +258,8 @@ export class VolumeData {
 
   // ---- reads -----------------------------------------------------------------------------
 
-  /** Up to `count` bytes from `offset`, fewer at the end of the fork. */
-  async read(st: ForkState, offset: number, count: number): Promise<Buffer> {
+  /** Up to `count` bytes from `offset`, fewer at the end of the fork. `log`: the reading session's. */
+  async read(st: ForkState, offset: number, count: number, log: Logger = this.o.log): Promise<Buffer> {
     // Wait for a reload under way, or make one when the state is known to be stale.
     if (st.stale || st.refreshing) await this.refresh(st);
     const end = Math.min(offset + count, st.length);
@@ -265,13 +270,13 @@ export class VolumeData {
       const index = Math.floor(at / bs);
       const s = at - index * bs;
       const e = Math.min(bs, end - index * bs);
-      parts.push(await this.readPiece(st, index, s, e));
+      parts.push(await this.readPiece(st, index, s, e, log));
       at = index * bs + e;
     }
     return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
   }
 
-  private async readPiece(st: ForkState, index: number, s: number, e: number): Promise<Buffer> {
+  private async readPiece(st: ForkState, index: number, s: number, e: number, log: Logger): Promise<Buffer> {
     // Each check happens under the block's lock: an eviction, a re-base or a drop may come
     // between two awaits, and then the piece is looked up again.
     for (let attempt = 0; ; attempt++) {
@@ -289,10 +294,13 @@ export class VolumeData {
       }
       const block = b;
       const hit = await block.lock.run(async () => (block.dropped || !block.holds(s, e) ? undefined : this.o.cache.read(block, s, e - s)));
-      if (hit) return hit;
+      if (hit) {
+        this.reads.hits++;
+        return hit;
+      }
       if (!block.dropped) {
         const baseRef = block.base;
-        if (baseRef !== null && !block.dirty) this.readAhead(st, index);
+        if (baseRef !== null && !block.dirty) this.readAhead(st, index, log);
         const bytes = await this.fetch(index, st, baseRef).catch(async (err: unknown) => {
           // Leave no empty placeholder behind for a block that could not be fetched.
           await block.lock.run(async () => {
@@ -305,7 +313,10 @@ export class VolumeData {
           await this.o.cache.fillForRead(block, bytes);
           return this.o.cache.read(block, s, e - s);
         });
-        if (filled) return filled;
+        if (filled) {
+          this.reads.misses++;
+          return filled;
+        }
       }
       if (attempt >= 10) throw new Error(`block ${index} of file ${st.file} kept changing while being read`);
     }
@@ -316,7 +327,7 @@ export class VolumeData {
    * reader (a restore, a verify) finds them there instead of waiting on one GET at a time.
    * A reader that reaches a block still in flight joins its GET (see fetch).
    */
-  private readAhead(st: ForkState, index: number): void {
+  private readAhead(st: ForkState, index: number, log: Logger): void {
     for (let j = index + 1; j <= index + READ_AHEAD_BLOCKS && j * this.blockSize < st.length; j++) {
       const ref = st.refs.get(j);
       const a = this.addr(st, j);
@@ -328,8 +339,8 @@ export class VolumeData {
             if (!b.dropped && !b.complete && sameRef(b.base, ref)) await this.o.cache.fillForRead(b, bytes);
           });
         },
-        (err: unknown) => this.o.log.debug({ err, file: st.file, block: j }, 'read-ahead failed (the reader will fetch the block itself)'),
-      ).catch((err: unknown) => this.o.log.warn({ err, file: st.file, block: j }, 'read-ahead could not cache a block'));
+        (err: unknown) => log.debug({ err, file: st.file, block: j }, 'read-ahead failed (the reader will fetch the block itself)'),
+      ).catch((err: unknown) => log.warn({ err, file: st.file, block: j }, 'read-ahead could not cache a block'));
     }
   }
 

@@ -1,4 +1,4 @@
-import { formatBytes, formatDuration, type StatusReport } from '../ops/status-page.js';
+import { formatBytes, formatDuration, formatHitRatio, type StatusReport } from '../ops/status-page.js';
 import type { CliOptions } from './options.js';
 
 const DEFAULT_TARGET = '127.0.0.1:9548';
@@ -33,6 +33,7 @@ export async function status(opts: CliOptions): Promise<number> {
     ...r.volumes.map((v) => `  ${v.name.padEnd(24)} ${formatBytes(v.usedBytes).padStart(10)} of ${v.limitBytes === null ? 'no limit' : formatBytes(v.limitBytes)}${v.timeMachine ? '  (Time Machine)' : ''}`),
     '',
     `cache: ${formatBytes(r.cache.cleanBytes)} clean of ${formatBytes(r.cache.sizeBytes)}, ${formatBytes(r.cache.dirtyBytes)} not yet uploaded (limit ${formatBytes(r.cache.dirtyLimitBytes)})`,
+    `cache hit ratio: ${formatHitRatio(r.cache)}`,
     `uploads: ${r.uploads.queued} queued, ${r.uploads.done} done, ${r.uploads.failed} failed (retried) since start`,
   ];
   const last = r.throughput[r.throughput.length - 1];

@@ -39,6 +39,11 @@ export interface DsiEndpoint {
   request(req: DsiRequest): Promise<DsiReply>;
   /** The transport ended; the session decides whether its state outlives it. */
   closed(reason: DsiCloseReason): void;
+  /**
+   * Fields the connection adds to its own log lines while it serves this endpoint (a session
+   * id), so that every line of a session carries them, the transport's included.
+   */
+  readonly logBindings?: Readonly<Record<string, string>>;
 }
 
 export interface DsiConnectionOptions {
@@ -96,8 +101,11 @@ export class DsiConnection {
   private lastReceived = Date.now();
   private lastSent = Date.now();
   private readonly timer: NodeJS.Timeout;
+  /** opts.log, plus the bindings of the endpoint served now. */
+  private log: Logger;
 
   constructor(private socket: Socket, private readonly opts: DsiConnectionOptions) {
+    this.log = opts.log;
     this.remoteAddress = socket.remoteAddress ?? '';
     this.remotePort = socket.remotePort ?? 0;
     this.localAddress = socket.localAddress ?? '';
@@ -113,7 +121,7 @@ export class DsiConnection {
     });
     socket.on('close', () => this.finish('peer-closed'));
     socket.on('error', (err) => {
-      opts.log.debug({ err: err.message }, 'socket error');
+      this.log.debug({ err: err.message }, 'socket error');
       this.finish('peer-closed');
     });
     const period = Math.max(50, Math.min(opts.tickleMs, opts.idleTimeoutMs));
@@ -151,7 +159,12 @@ export class DsiConnection {
    */
   setEndpoint(endpoint: DsiEndpoint): void {
     if (!this.endpoint) throw new Error('setEndpoint before DSIOpenSession');
+    this.serve(endpoint);
+  }
+
+  private serve(endpoint: DsiEndpoint): void {
     this.endpoint = endpoint;
+    this.log = endpoint.logBindings ? this.opts.log.child(endpoint.logBindings) : this.opts.log;
   }
 
   /** Sends a DSIAttention with the given user bytes (shutdown notices, server messages). */
@@ -249,7 +262,7 @@ export class DsiConnection {
           // Stop reading until the peer takes our replies; a peer that never does is cut off.
           this.pauseReading();
           if (!(await this.waitDrain())) {
-            this.opts.log.info('client stopped reading replies; closing connection');
+            this.log.info('client stopped reading replies; closing connection');
             this.destroy('timeout');
             break;
           }
@@ -257,7 +270,7 @@ export class DsiConnection {
         }
       }
     } catch (err) {
-      this.opts.log.error({ err }, 'request handler failed; closing connection');
+      this.log.error({ err }, 'request handler failed; closing connection');
       this.destroy('protocol-error');
     } finally {
       this.busy = false;
@@ -319,7 +332,7 @@ export class DsiConnection {
     // The server request quantum goes first: some clients read it from a fixed place.
     const opts: number[] = [DsiOption.ServerRequestQuantum, 4, ...u32(this.opts.requestQuantum)];
     if (this.opts.replayCacheSize > 0) opts.push(DsiOption.ServerReplayCacheSize, 4, ...u32(this.opts.replayCacheSize));
-    this.endpoint = this.opts.openEndpoint(this);
+    this.serve(this.opts.openEndpoint(this));
     this.sendReply(f, 0, [Buffer.from(opts)]);
     return true;
   }
@@ -377,7 +390,7 @@ export class DsiConnection {
     // only counts when we owe the client nothing.
     const limit = this.sleeping ? this.opts.sleepTimeoutMs : this.opts.idleTimeoutMs;
     if (!this.busy && now - this.lastReceived >= limit) {
-      this.opts.log.info({ silentMs: now - this.lastReceived, sleeping: this.sleeping }, 'idle timeout');
+      this.log.info({ silentMs: now - this.lastReceived, sleeping: this.sleeping }, 'idle timeout');
       this.destroy('timeout');
       return;
     }
@@ -388,7 +401,7 @@ export class DsiConnection {
   }
 
   private protocolError(message: string): void {
-    this.opts.log.warn({ reason: message }, 'DSI protocol error; closing connection');
+    this.log.warn({ reason: message }, 'DSI protocol error; closing connection');
     this.queue.length = 0;
     this.queuedBytes = 0;
     this.endGracefully('protocol-error');

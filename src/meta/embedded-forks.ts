@@ -19,6 +19,8 @@
  * read transaction, a consistent snapshot.
  */
 import type { Database, Transaction } from 'lmdb';
+import type { MetaCallObserver } from './call-observer.js';
+import { writeTransaction } from './embedded-tx.js';
 import { ForkError, type ByteRange, type ForkFailure, type ForkKind, type ForkOpen, type ForkStore } from './forks.js';
 import { checkForkOpen, checkOpenId, checkRange, compareStrings, denyConflict, MAX_LOCKS_PER_FORK, sortByOpenId } from './forks-records.js';
 import { checkString, checkVolumeKey, isId } from './namespace-records.js';
@@ -35,7 +37,7 @@ export class EmbeddedForkStore implements ForkStore {
   private readonly k: ReturnType<typeof keys>;
 
   /** `syncCommits`: run each change as a synchronous LMDB transaction (see EmbeddedNamespace). */
-  constructor(private readonly db: Database<unknown, string>, volumeKey: string, private readonly syncCommits = false) {
+  constructor(private readonly db: Database<unknown, string>, volumeKey: string, private readonly syncCommits = false, private readonly calls?: MetaCallObserver) {
     checkVolumeKey(volumeKey);
     this.k = keys(`fk:${encodeURIComponent(volumeKey)}:`);
   }
@@ -244,10 +246,8 @@ export class EmbeddedForkStore implements ForkStore {
   }
 
   /** Runs `body` as one LMDB write transaction; an error it returns (ForkError, RangeError) is thrown here. */
-  private async tx<T>(body: () => T | Error): Promise<T> {
-    const result = this.syncCommits ? this.db.transactionSync(body) : await this.db.transaction(body);
-    if (result instanceof Error) throw result;
-    return result;
+  private tx<T>(body: () => T | Error): Promise<T> {
+    return writeTransaction<T>(this.db, this.syncCommits, body, this.calls, 'forks.write');
   }
 }
 

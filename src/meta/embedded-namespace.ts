@@ -23,6 +23,8 @@
  * NamespaceError instead of throwing; `tx` throws it once the transaction is over.
  */
 import type { Database } from 'lmdb';
+import type { MetaCallObserver } from './call-observer.js';
+import { writeTransaction } from './embedded-tx.js';
 import type { BlockRef, ForkCommit, ForkCommitResult, GcEntry } from './block-maps.js';
 import {
   checkBlockSize,
@@ -104,7 +106,7 @@ export class EmbeddedNamespace implements NamespaceStore {
    * (bench/namespace). With a disk sync per commit it would block the event loop, so the
    * asynchronous, batched path is kept for that mode.
    */
-  constructor(private readonly db: Database<unknown, string>, volumeKey: string, opts: NamespaceOptions, private readonly syncCommits = false) {
+  constructor(private readonly db: Database<unknown, string>, volumeKey: string, opts: NamespaceOptions, private readonly syncCommits = false, private readonly calls?: MetaCallObserver) {
     checkVolumeKey(volumeKey);
     this.k = namespaceKeys(volumeKey);
     this.fold = opts.fold;
@@ -460,10 +462,8 @@ export class EmbeddedNamespace implements NamespaceStore {
   }
 
   /** Runs `body` as one LMDB write transaction; an error it returns is thrown here. */
-  private async tx<T>(body: () => T | NamespaceError | RangeError): Promise<T> {
-    const result = this.syncCommits ? this.db.transactionSync(body) : await this.db.transaction(body);
-    if (result instanceof Error) throw result;
-    return result;
+  private tx<T>(body: () => T | NamespaceError | RangeError): Promise<T> {
+    return writeTransaction<T>(this.db, this.syncCommits, body, this.calls, 'namespace.write');
   }
 
   private node(id: number): StoredNode | undefined {

@@ -23,6 +23,8 @@
  * backend (redis-sessions.ts), so both refuse the same inputs and keep the same bytes.
  */
 import type { Database } from 'lmdb';
+import type { MetaCallObserver } from './call-observer.js';
+import { writeTransaction } from './embedded-tx.js';
 import { MetaConflictError, MetaUnavailableError } from './meta-store.js';
 import { checkTtl, compareKeys } from './records.js';
 import type { ReplayEntry, SessionRecord, SessionStore } from './sessions.js';
@@ -38,7 +40,7 @@ interface StoredHead {
 
 export class EmbeddedSessionStore implements SessionStore {
   /** `syncCommits`: run each change as a synchronous LMDB transaction (see EmbeddedNamespace). */
-  constructor(private readonly db: Database<unknown, string>, private readonly syncCommits = false) {}
+  constructor(private readonly db: Database<unknown, string>, private readonly syncCommits = false, private readonly calls?: MetaCallObserver) {}
 
   async putSession(rec: SessionRecord, ttlMs: number): Promise<void> {
     checkSessionRecord(rec);
@@ -211,10 +213,8 @@ export class EmbeddedSessionStore implements SessionStore {
   }
 
   /** Runs `body` as one LMDB write transaction; an error it returns is thrown here. */
-  private async tx<T>(body: () => T | Error): Promise<T> {
-    const result = this.syncCommits ? this.db.transactionSync(body) : await this.db.transaction(body);
-    if (result instanceof Error) throw result;
-    return result;
+  private tx<T>(body: () => T | Error): Promise<T> {
+    return writeTransaction<T>(this.db, this.syncCommits, body, this.calls, 'sessions.write');
   }
 }
 

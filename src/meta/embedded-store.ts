@@ -43,6 +43,8 @@ import type { SessionStore } from './sessions.js';
 import { EmbeddedVolumeAudit } from './verify-embedded.js';
 import type { VolumeAudit } from './verify-store.js';
 import { checkLease, checkTtl, compareKeys, copyIdentity, copyNodeInfo, copyPassword } from './records.js';
+import { errorName, secondsSince, type MetaCallObserver } from './call-observer.js';
+import { writeTransaction } from './embedded-tx.js';
 
 const FIRST_UID = 1000;
 
@@ -66,6 +68,8 @@ export interface EmbeddedOpenOptions {
    * must stay usable to go back to): no directory is made, every write fails.
    */
   readOnly?: boolean;
+  /** Told of every write transaction and sync (the metadata latency metrics). */
+  calls?: MetaCallObserver;
 }
 
 export class EmbeddedMetaStore implements MetaStore {
@@ -77,7 +81,7 @@ export class EmbeddedMetaStore implements MetaStore {
 
   private syncTimer: NodeJS.Timeout | null = null;
 
-  private constructor(private readonly db: RootDatabase<Value, string>, private readonly mode: EmbeddedSyncMode, private readonly readOnly = false) {}
+  private constructor(private readonly db: RootDatabase<Value, string>, private readonly mode: EmbeddedSyncMode, private readonly readOnly: boolean, private readonly calls: MetaCallObserver | undefined) {}
 
   /**
    * Opens (creating if needed) the store kept in the directory `path`.
@@ -87,6 +91,10 @@ export class EmbeddedMetaStore implements MetaStore {
    * run at ~5,000/s instead of ~1,400/s (one fsync per commit; bench/namespace). Its cost:
    * an OS crash or power loss can lose up to an interval of unsynced changes, and LMDB warns
    * that such a crash between syncs can also damage the file. `commit` syncs every commit.
+   *
+   * `calls` is told of every write transaction and sync (the metadata latency metrics).
+   * Reads are not timed: they are synchronous lookups in the memory-mapped file, a few
+   * microseconds, and timing each would add a noticeable share to every one.
    */
   static async open(path: string, opts: EmbeddedOpenOptions = {}): Promise<EmbeddedMetaStore> {
     const readOnly = opts.readOnly ?? false;
@@ -95,7 +103,7 @@ export class EmbeddedMetaStore implements MetaStore {
     // noSubdir: false because lmdb would otherwise take a path with a dot in its last
     // component ("meta.db") for a file name, and we have just made it a directory.
     const db = open<Value, string>({ path, noSubdir: false, encoding: 'msgpack', noSync: mode === 'periodic', readOnly });
-    const store = new EmbeddedMetaStore(db, mode, readOnly);
+    const store = new EmbeddedMetaStore(db, mode, readOnly, opts.calls);
     if (mode === 'periodic' && !readOnly) {
       store.syncTimer = setInterval(() => {
         store.sync().catch(() => undefined); // a failed background sync is retried next tick; sync points report their own
@@ -107,6 +115,20 @@ export class EmbeddedMetaStore implements MetaStore {
 
   sync(): Promise<void> {
     if (this.readOnly) return Promise.resolve();
+    const done = this.syncOnce();
+    const calls = this.calls;
+    if (!calls) return done;
+    const started = performance.now();
+    return done.then(
+      () => calls.observe('sync', 'ok', secondsSince(started)),
+      (err: unknown) => {
+        calls.observe('sync', errorName(err), secondsSince(started));
+        throw err;
+      },
+    );
+  }
+
+  private syncOnce(): Promise<void> {
     if (this.mode === 'commit') return this.db.flushed.then(() => undefined);
     // lmdb-js has env sync (mdb_env_sync, forced) at runtime but leaves it out of its types.
     const env = this.db as unknown as { sync(cb: (err?: Error) => void): void };
@@ -126,7 +148,7 @@ export class EmbeddedMetaStore implements MetaStore {
 
   async createUser(user: NewUser): Promise<UserRecord> {
     const key = userKey(user.name);
-    const result = await this.db.transaction(() => {
+    const result = await this.write(() => {
       if (this.db.get(K.user(key)) !== undefined) return undefined;
       const last = this.db.get(K.uidCounter);
       const uid = typeof last === 'number' ? last + 1 : FIRST_UID;
@@ -150,7 +172,7 @@ export class EmbeddedMetaStore implements MetaStore {
 
   async setUserPassword(name: string, password: PasswordHash): Promise<UserRecord> {
     const key = userKey(name);
-    const result = await this.db.transaction(() => {
+    const result = await this.write(() => {
       const current = this.readUser(key);
       if (!current) return undefined;
       const updated: UserRecord = {
@@ -167,7 +189,7 @@ export class EmbeddedMetaStore implements MetaStore {
 
   async deleteUser(name: string): Promise<boolean> {
     const key = userKey(name);
-    return this.db.transaction(() => {
+    return this.write(() => {
       const current = this.readUser(key);
       if (!current) return false;
       this.db.removeSync(K.user(key));
@@ -186,7 +208,7 @@ export class EmbeddedMetaStore implements MetaStore {
   async serverIdentity(): Promise<ServerIdentity> {
     const existing = this.db.get(K.identity) as ServerIdentity | undefined;
     if (existing) return copyIdentity(existing);
-    const stored = await this.db.transaction(() => {
+    const stored = await this.write(() => {
       const current = this.db.get(K.identity) as ServerIdentity | undefined;
       if (current) return current;
       const fresh: ServerIdentity = { signature: randomBytes(16), createdAt: Date.now() };
@@ -198,14 +220,14 @@ export class EmbeddedMetaStore implements MetaStore {
 
   async registerNode(node: NodeInfo, ttlMs: number): Promise<void> {
     checkTtl(ttlMs);
-    await this.db.transaction(() => {
+    await this.write(() => {
       this.db.putSync(K.node(node.id), { ...copyNodeInfo(node), expiresAt: Date.now() + ttlMs });
     });
   }
 
   async renewNode(id: string, ttlMs: number): Promise<boolean> {
     checkTtl(ttlMs);
-    return this.db.transaction(() => {
+    return this.write(() => {
       const lease = this.db.get(K.node(id)) as NodeLease | undefined;
       // The clock is read inside the transaction: the callback may run a little after the call.
       const now = Date.now();
@@ -232,7 +254,7 @@ export class EmbeddedMetaStore implements MetaStore {
   async claimLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
     checkLease(name, holder);
     checkTtl(ttlMs);
-    return this.db.transaction(() => {
+    return this.write(() => {
       const lease = this.db.get(K.lease(name)) as LeaseRecord | undefined;
       // The clock is read inside the transaction: the callback may run a little after the call.
       const now = Date.now();
@@ -244,7 +266,7 @@ export class EmbeddedMetaStore implements MetaStore {
 
   async releaseLease(name: string, holder: string): Promise<void> {
     checkLease(name, holder);
-    await this.db.transaction(() => {
+    await this.write(() => {
       const lease = this.db.get(K.lease(name)) as LeaseRecord | undefined;
       if (lease?.holder === holder) this.db.removeSync(K.lease(name));
     });
@@ -261,7 +283,7 @@ export class EmbeddedMetaStore implements MetaStore {
     let ns = this.namespaces.get(volumeKey);
     if (!ns) {
       // The namespace keeps its own records under `ns:` keys in the same database.
-      ns = new EmbeddedNamespace(this.db as unknown as Database<unknown, string>, volumeKey, opts, this.mode === 'periodic');
+      ns = new EmbeddedNamespace(this.db as unknown as Database<unknown, string>, volumeKey, opts, this.mode === 'periodic', this.calls);
       this.namespaces.set(volumeKey, ns);
     }
     return ns;
@@ -271,7 +293,7 @@ export class EmbeddedMetaStore implements MetaStore {
   forks(volumeKey: string): ForkStore {
     let f = this.forkStores.get(volumeKey);
     if (!f) {
-      f = new EmbeddedForkStore(this.db as unknown as Database<unknown, string>, volumeKey, this.mode === 'periodic');
+      f = new EmbeddedForkStore(this.db as unknown as Database<unknown, string>, volumeKey, this.mode === 'periodic', this.calls);
       this.forkStores.set(volumeKey, f);
     }
     return f;
@@ -284,7 +306,7 @@ export class EmbeddedMetaStore implements MetaStore {
 
   /** One instance per store; its keys live under `ss:` in the same database. */
   sessions(): SessionStore {
-    this.sessionStore ??= new EmbeddedSessionStore(this.db as unknown as Database<unknown, string>, this.mode === 'periodic');
+    this.sessionStore ??= new EmbeddedSessionStore(this.db as unknown as Database<unknown, string>, this.mode === 'periodic', this.calls);
     return this.sessionStore;
   }
 
@@ -297,6 +319,11 @@ export class EmbeddedMetaStore implements MetaStore {
     if (this.syncTimer) clearInterval(this.syncTimer);
     this.closed ??= this.sync().then(() => this.db.close());
     return this.closed;
+  }
+
+  /** A change to users, nodes or leases: one asynchronous LMDB write transaction, timed. */
+  private write<T>(body: () => T): Promise<T> {
+    return writeTransaction<T>(this.db as unknown as Database<unknown, string>, false, body, this.calls, 'server.write');
   }
 
   private readUser(key: string): UserRecord | undefined {

@@ -1,12 +1,14 @@
 import type { MetadataConfig, RedisMetadataConfig } from '../config/schema.js';
+import type { MetaCallObserver } from './call-observer.js';
 import type { MetaStore } from './meta-store.js';
 import { openMetaStore } from './open.js';
 import type { RedisOptions } from './redis-store.js';
 
-/** Opens the metadata backend a gateway config names. */
-export function openMetaStoreFromConfig(cfg: MetadataConfig): Promise<MetaStore> {
-  if (cfg.backend === 'embedded') return openMetaStore({ backend: 'embedded', path: cfg.path, sync: cfg.sync, syncIntervalMs: cfg.syncIntervalMs });
-  return openMetaStore({ backend: 'redis', ...redisOptionsFromConfig(cfg) });
+/** Opens the metadata backend a gateway config names; `calls` is told of each call it makes. */
+export function openMetaStoreFromConfig(cfg: MetadataConfig, calls?: MetaCallObserver): Promise<MetaStore> {
+  const measured = calls ? { calls } : {};
+  if (cfg.backend === 'embedded') return openMetaStore({ backend: 'embedded', path: cfg.path, sync: cfg.sync, syncIntervalMs: cfg.syncIntervalMs, ...measured });
+  return openMetaStore({ backend: 'redis', ...redisOptionsFromConfig(cfg), ...measured });
 }
 
 /** The connection settings of a redis metadata config. */

@@ -24,7 +24,7 @@
  * originOf), which change notices carry so that a node can ignore its own.
  */
 import type { Redis } from 'ioredis';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 
 export interface LuaScript {
   numberOfKeys: number;
@@ -51,6 +51,19 @@ export function originOf(redis: Redis): string {
 
 type ScriptFn = (...args: unknown[]) => Promise<unknown>;
 
+/** Script names by the SHA1 of the text sent (what EVALSHA names), for the latency metrics. */
+const namesBySha = new Map<string, string>();
+
+/** The name a script was defined under, from the SHA1 an EVALSHA carries. */
+export function scriptName(sha: string): string | undefined {
+  return namesBySha.get(sha);
+}
+
+function define(redis: Redis, name: string, numberOfKeys: number, lua: string): void {
+  redis.defineCommand(name, { numberOfKeys, lua });
+  namesBySha.set(createHash('sha1').update(lua).digest('hex'), name);
+}
+
 /**
  * Defines each script as an ioredis command (and its *Buffer variant). Guarded scripts take
  * their keys and arguments as before: the operation key is added here, after the keys.
@@ -59,10 +72,10 @@ export function defineScripts(redis: Redis, scripts: Record<string, LuaScript>):
   const commands = redis as unknown as Record<string, ScriptFn>;
   for (const [name, def] of Object.entries(scripts)) {
     if (def.idempotent) {
-      redis.defineCommand(name, { numberOfKeys: def.numberOfKeys, lua: def.lua });
+      define(redis, name, def.numberOfKeys, def.lua);
       continue;
     }
-    redis.defineCommand(name, { numberOfKeys: def.numberOfKeys + 1, lua: guard(def.lua) });
+    define(redis, name, def.numberOfKeys + 1, guard(def.lua));
     const n = def.numberOfKeys;
     const origin = originOf(redis);
     for (const variant of [name, `${name}Buffer`]) {

@@ -45,6 +45,8 @@ import { RedisNamespace } from './redis-namespace.js';
 import { RedisFeed } from './redis-feed.js';
 import { encodeIdentity, globalKeys, parseIdentity, parseInteger, parseNodeInfo, parseUser } from './redis-global-records.js';
 import { RedisLoad } from './redis-load.js';
+import type { MetaCallObserver } from './call-observer.js';
+import { measureCommands } from './redis-measure.js';
 import { defineScripts, OP_TTL_MS, type LuaScript } from './redis-scripts.js';
 import { RedisSessionStore } from './redis-sessions.js';
 import type { SessionStore } from './sessions.js';
@@ -71,6 +73,8 @@ export interface RedisOptions {
    * fails with MetaUnavailableError; default 30000. Must stay below OP_TTL_MS.
    */
   failoverWaitMs?: number;
+  /** Told of every command's outcome and duration (the metadata latency metrics). */
+  calls?: MetaCallObserver;
 }
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
@@ -273,6 +277,7 @@ export class RedisMetaStore implements MetaStore {
       lastError = err;
     });
     defineScripts(redis, SCRIPTS);
+    if (opts.calls) measureCommands(redis, opts.calls);
 
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<never>((_, reject) => {

@@ -5,9 +5,11 @@
 import type { ForkState, VolumeData } from '../blocks/volume-data.js';
 import { LOCK_TO_END, type ForkStore } from '../meta/forks.js';
 import type { NodeRecord } from '../meta/namespace.js';
+import type { Logger } from '../ops/log.js';
 import { FsError } from './errors.js';
 import { fsCall } from './fs-call.js';
 import { Access, type ForkKind, type OpenedFork } from './open-fork.js';
+import { observedSync, type SyncObserver } from './sync-observer.js';
 
 /** What a fork handle needs from its volume. */
 export interface ForkHost {
@@ -17,6 +19,8 @@ export interface ForkHost {
   node(id: number): Promise<NodeRecord>;
   /** Throws ENOSPC when the volume cannot grow by `bytes`. */
   reserveSpace(bytes: number): Promise<void>;
+  /** Told how long each sync took. */
+  readonly syncs: SyncObserver | undefined;
 }
 
 /** The largest offset or length AFP can name that JavaScript numbers carry exactly. */
@@ -32,6 +36,8 @@ export class ForkHandle implements OpenedFork {
     readonly mode: number,
     private readonly openId: string,
     private readonly st: ForkState,
+    /** The opening session's logger, for what the data layer logs on its behalf (the volume's own when absent). */
+    private readonly log?: Logger,
   ) {}
 
   private check(access: number, what: string): void {
@@ -53,7 +59,7 @@ export class ForkHandle implements OpenedFork {
     if (count === 0 || offset >= this.st.length) return Buffer.alloc(0);
     return fsCall(async () => {
       await this.host.forkStore.checkAccess(this.openId, { start: offset, end: Math.min(offset + count, MAX_OFFSET) });
-      return this.host.data.read(this.st, offset, count);
+      return this.host.data.read(this.st, offset, count, this.log);
     });
   }
 
@@ -99,16 +105,16 @@ export class ForkHandle implements OpenedFork {
 
   async sync(): Promise<void> {
     if (this.closing) throw new FsError('EBADF', 'the fork is closed');
-    await fsCall(() => this.host.data.sync(this.st));
+    await observedSync(this.host.syncs, 'fork', () => fsCall(() => this.host.data.sync(this.st)));
   }
 
   leave(): void {
-    this.closing ??= (async () => this.host.data.detach(this.st))();
+    this.closing ??= (async () => this.host.data.detach(this.st, this.log))();
   }
 
   close(): Promise<void> {
     this.closing ??= (async () => {
-      this.host.data.detach(this.st);
+      this.host.data.detach(this.st, this.log);
       await fsCall(() => this.host.forkStore.close(this.openId)).catch((e: unknown) => {
         // Already released (session or node clean-up got there first): closed is closed.
         if (!(e instanceof FsError && e.reason === 'EBADF')) throw e;

@@ -5,6 +5,7 @@
  */
 import type { ForkKind } from '../meta/forks.js';
 import type { NodeRecord } from '../meta/namespace.js';
+import type { Logger } from '../ops/log.js';
 
 export type { ForkKind };
 
@@ -19,6 +20,8 @@ export interface ForkOwner {
   session: string;
   /** Unique per open across the pair, e.g. `<node>:<session>:<refnum>`. */
   openId: string;
+  /** The session's logger: what the data layer logs on behalf of this open carries the session. */
+  log?: Logger;
 }
 
 export interface OpenedFork {

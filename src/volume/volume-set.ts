@@ -7,6 +7,7 @@ import type { ObjectStore } from '../objects/object-store.js';
 import type { Logger } from '../ops/log.js';
 import type { VolumeCatalog, VolumeDef } from './catalog.js';
 import { folder } from './names.js';
+import type { SyncObserver } from './sync-observer.js';
 import { Volume } from './volume.js';
 
 /** What every volume's data shares on one node. */
@@ -20,6 +21,8 @@ export interface DataPlane {
   gcGraceMs: number;
   gcIntervalMs: number;
   log: Logger;
+  /** Told how long each FPSyncFork/FPSyncDir took. */
+  syncs?: SyncObserver;
 }
 
 /**
@@ -66,7 +69,7 @@ export class VolumeSet {
     const gc = new GarbageCollector({ volumeKey: key, store: ns, objects: plane.objects, graceMs: plane.gcGraceMs, intervalMs: plane.gcIntervalMs, log: plane.log });
     gc.start();
     this.collectors.set(key, gc);
-    const v = await Volume.open(def, wireId, ns, fold, () => meta.sync(), { data, forks: meta.forks(key), nodeId: plane.nodeId, key });
+    const v = await Volume.open(def, wireId, ns, fold, () => meta.sync(), { data, forks: meta.forks(key), nodeId: plane.nodeId, key, ...(plane.syncs ? { syncs: plane.syncs } : {}) });
     this.byId.set(wireId, v);
     return v;
   }

@@ -7,6 +7,7 @@ import {
   type NodeRecord,
   type XattrMode,
 } from '../meta/namespace.js';
+import type { Logger } from '../ops/log.js';
 import type { VolumeDef } from './catalog.js';
 import type { KeyValueArea } from './node.js';
 import type { ForkOpen, ForkStore } from '../meta/forks.js';
@@ -17,6 +18,7 @@ import { Access, type ForkKind, type ForkOwner, type OpenedFork } from './open-f
 import { FsError } from './errors.js';
 import { checkName } from './names.js';
 import { mayUnlink, rightsOf, type Principal } from './permissions.js';
+import { observedSync, type SyncObserver } from './sync-observer.js';
 
 /** One step of a path, in file-system terms. */
 export type Step = { up: true } | { name: string };
@@ -49,6 +51,8 @@ export interface VolumeStorage {
   nodeId: string;
   /** The volume's stable identity in the stores (volume-set.ts `volumeKey`). */
   key: string;
+  /** Told how long each FPSyncFork/FPSyncDir took (the sync latency metrics). */
+  syncs?: SyncObserver;
 }
 
 /** How long the volume's committed byte count is reused for size-limit checks. */
@@ -83,6 +87,10 @@ export class Volume implements ForkHost {
     return this.storage.data;
   }
 
+  get syncs(): SyncObserver | undefined {
+    return this.storage.syncs;
+  }
+
   /** The volume's stable identity in the metadata store (survives a rename in the config). */
   get key(): string {
     return this.storage.key;
@@ -99,13 +107,15 @@ export class Volume implements ForkHost {
    */
   async syncDir(dir: NodeRecord): Promise<void> {
     if (dir.kind !== 'dir') throw new FsError('ENOTDIR', `${dir.name} is a file`);
-    const files: number[] = [];
-    for (const id of this.data.dirtyFiles()) {
-      const n = await this.ns.get(id);
-      if (n && n.parent === dir.id) files.push(id);
-    }
-    await fsCall(() => this.data.syncFiles(files));
-    await fsCall(() => this.durable());
+    await observedSync(this.storage.syncs, 'dir', async () => {
+      const files: number[] = [];
+      for (const id of this.data.dirtyFiles()) {
+        const n = await this.ns.get(id);
+        if (n && n.parent === dir.id) files.push(id);
+      }
+      await fsCall(() => this.data.syncFiles(files));
+      await fsCall(() => this.durable());
+    });
   }
 
   /**
@@ -125,7 +135,7 @@ export class Volume implements ForkHost {
     await fsCall(() => this.forkStore.open({ openId: owner.openId, session: owner.session, node: this.storage.nodeId, fileId: node.id, fork, mode }));
     try {
       const st = await fsCall(() => this.data.attach(node.id, fork));
-      return new ForkHandle(this, node.id, fork, mode, owner.openId, st);
+      return new ForkHandle(this, node.id, fork, mode, owner.openId, st, owner.log?.child({ volume: this.def.name }));
     } catch (e) {
       await this.forkStore.close(owner.openId).catch(() => undefined);
       throw e;
@@ -138,10 +148,10 @@ export class Volume implements ForkHost {
    * (from what the dead node committed; what it had not synced is gone, as the durability
    * contract allows).
    */
-  async adoptFork(open: ForkOpen): Promise<OpenedFork> {
+  async adoptFork(open: ForkOpen, log?: Logger): Promise<OpenedFork> {
     await fsCall(() => this.forkStore.adopt(open.openId, this.storage.nodeId));
     const st = await fsCall(() => this.data.attach(open.fileId, open.fork));
-    return new ForkHandle(this, open.fileId, open.fork, open.mode, open.openId, st);
+    return new ForkHandle(this, open.fileId, open.fork, open.mode, open.openId, st, log?.child({ volume: this.def.name }));
   }
 
   /** The opens a session holds on this volume, on any node (a session restored elsewhere). */

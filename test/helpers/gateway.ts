@@ -5,7 +5,7 @@ import { hashPassword } from '../../src/auth/password.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { GatewayConfig } from '../../src/config/schema.js';
 import { Gateway } from '../../src/gateway.js';
-import { silentLogger, createLogger } from '../../src/ops/log.js';
+import { silentLogger, createLogger, type Logger } from '../../src/ops/log.js';
 
 /** Cheap scrypt for tests; production uses the config default (N = 32768). */
 export const TEST_SCRYPT = { N: 1024, r: 8, p: 1 };
@@ -16,6 +16,8 @@ export interface TestGatewayOptions {
   users?: { name: string; password: string }[];
   /** Applied after validation, for timings the schema would not allow (sub-second tickles). */
   tune?: (cfg: GatewayConfig) => void;
+  /** The gateway's logger (default: silent, or debug on stdout when AFPGW_TEST_LOG is set). */
+  log?: Logger;
 }
 
 export interface TestGateway {
@@ -43,7 +45,7 @@ export async function startTestGateway(opts: TestGatewayOptions = {}): Promise<T
     { source: 'test', baseDir: dataDir },
   );
   opts.tune?.(cfg);
-  const log = process.env.AFPGW_TEST_LOG ? createLogger('debug') : silentLogger();
+  const log = opts.log ?? (process.env.AFPGW_TEST_LOG ? createLogger('debug') : silentLogger());
   const gw = await Gateway.start(cfg, log);
   for (const u of opts.users ?? []) await gw.meta.createUser({ name: u.name, password: await hashPassword(u.password, TEST_SCRYPT) });
   return {

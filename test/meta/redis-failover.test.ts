@@ -11,6 +11,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
+import type { MetaCallObserver } from '../../src/meta/call-observer.js';
 import { MetaUnavailableError } from '../../src/meta/meta-store.js';
 import { ForkError } from '../../src/meta/forks.js';
 import { NamespaceError } from '../../src/meta/namespace.js';
@@ -50,9 +51,9 @@ describe('RedisMetaStore across a broken connection', () => {
   });
 
   /** A store that reaches Redis through the proxy, and one that reaches it directly. */
-  async function stores(failoverWaitMs = 10_000) {
+  async function stores(failoverWaitMs = 10_000, calls?: MetaCallObserver) {
     const prefix = `f${++n}`;
-    const viaProxy = await RedisMetaStore.connect({ url: `redis://127.0.0.1:${proxy.port}`, keyPrefix: prefix, failoverWaitMs });
+    const viaProxy = await RedisMetaStore.connect({ url: `redis://127.0.0.1:${proxy.port}`, keyPrefix: prefix, failoverWaitMs, ...(calls ? { calls } : {}) });
     const direct = await RedisMetaStore.connect({ url: redis!.url, keyPrefix: prefix });
     return { viaProxy, direct, close: async () => Promise.all([viaProxy.close(), direct.close()]) };
   }
@@ -145,6 +146,58 @@ describe('RedisMetaStore across a broken connection', () => {
     } finally {
       proxy.mode = 'pass';
       await close();
+    }
+  });
+
+  it('reports each call to its observer once, across a resend and a wait for Redis, and a failure by its error', async (t) => {
+    if (!needRedis(t)) return;
+    proxy.mode = 'pass';
+    const seen: { op: string; outcome: string }[] = [];
+    const calls: MetaCallObserver = { observe: (op, outcome, seconds) => {
+      assert.ok(seconds >= 0);
+      seen.push({ op, outcome });
+    } };
+    const count = (op: string, outcome = 'ok') => seen.filter((c) => c.op === op && c.outcome === outcome).length;
+    const { viaProxy, direct, close } = await stores(10_000, calls);
+    try {
+      const ns = viaProxy.namespace('tm', { fold: FOLD });
+      const root = await ns.init('TM', INIT);
+      const other = direct.namespace('tm', { fold: FOLD });
+      assert.equal(count('afpgwNsInit'), 1, 'a script is known by its name');
+      proxy.mode = 'deaf';
+      const created = ns.create(root.id, 'band-0', 'file', INIT, Date.now());
+      await until('Redis to run the create', async () => (await other.lookup(root.id, 'band-0')) !== undefined);
+      proxy.mode = 'pass';
+      proxy.dropAll();
+      await created;
+      assert.equal(count('afpgwNsCreate'), 1, 'the resent create is one call');
+
+      await viaProxy.createUser({ name: 'u', password: password() });
+      proxy.mode = 'refuse';
+      proxy.dropAll();
+      const before = count('hgetall');
+      const during = viaProxy.getUser('u');
+      const refusedAt = proxy.refused;
+      await until('ioredis to try reconnecting', async () => proxy.refused > refusedAt + 2);
+      proxy.mode = 'pass';
+      assert.equal((await during)?.name, 'u');
+      assert.equal(count('hgetall') - before, 1, 'a call queued while Redis was away is one call');
+    } finally {
+      proxy.mode = 'pass';
+      await close();
+    }
+
+    const failing = await stores(600, calls);
+    try {
+      proxy.mode = 'refuse';
+      proxy.dropAll();
+      await assert.rejects(failing.viaProxy.getUser('nobody'), MetaUnavailableError);
+      const failed = seen.filter((c) => c.op === 'hgetall' && c.outcome !== 'ok');
+      assert.equal(failed.length, 1, `the failure is reported once, by its error (${JSON.stringify(failed)})`);
+      assert.match(failed[0]!.outcome, /Error$/);
+    } finally {
+      proxy.mode = 'pass';
+      await failing.close();
     }
   });
 

@@ -101,7 +101,7 @@ async function openFork(s: AfpSession, r: Reader): Promise<AfpReply> {
   const refnum = s.nextRefnum();
   let opened: OpenedFork;
   try {
-    opened = await v.openFork(s.user!, node, fork, mode, { session: s.id, openId: s.openId(refnum) });
+    opened = await v.openFork(s.user!, node, fork, mode, { session: s.id, openId: s.openId(refnum), log: s.log });
   } catch (e) {
     // A share-mode conflict still answers with the reply block, its OForkRefNum 0
     // (AFP-FACTS 3.6; netatalk `afp_openfork`): clients read the parameters either way.
