@@ -12,10 +12,11 @@ import type { ChainableCommander, Redis } from 'ioredis';
 import type { GcEntry } from './block-maps.js';
 import { gcMember } from './block-map-records.js';
 import { NO_FOLD, type GlobalDump, type NodeDump, type VolumeCounters } from './dump.js';
-import { MetaError, MetaUnavailableError, type ServerIdentity } from './meta-store.js';
+import { MetaUnavailableError, type ServerIdentity } from './meta-store.js';
 import { PARENT_OF_ROOT, type NamespaceStore } from './namespace.js';
 import { encodeNode, encodeRef, RedisNamespace, volumeBase, type Arg } from './redis-namespace.js';
 import { encodeIdentity, encodeUser, globalKeys, parseIdentity } from './redis-global-records.js';
+import { callRedis } from './redis-call.js';
 
 /** Field/value pairs (or members) per command: keeps any one command's argument list small. */
 const SLICE = 500;
@@ -205,13 +206,8 @@ export class RedisLoad {
   }
 
   /** Our own errors pass through; anything from ioredis means Redis is unreachable or broken. */
-  private async call<T>(op: () => Promise<T>): Promise<T> {
-    try {
-      return await op();
-    } catch (err) {
-      if (err instanceof MetaError) throw err;
-      throw new MetaUnavailableError(`Redis: ${err instanceof Error ? err.message : String(err)}`);
-    }
+  private call<T>(op: () => Promise<T>): Promise<T> {
+    return callRedis(op);
   }
 }
 

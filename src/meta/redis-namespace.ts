@@ -48,7 +48,7 @@ import {
 import type { RedisFeed } from './redis-feed.js';
 import { defineScripts, originOf, scriptsWith } from './redis-scripts.js';
 import type { ForkKind } from './forks.js';
-import { MetaError, MetaUnavailableError } from './meta-store.js';
+import { MetaUnavailableError } from './meta-store.js';
 import {
   NamespaceError,
   type ChildrenPage,
@@ -83,6 +83,7 @@ import {
   unsortKey,
 } from './namespace-records.js';
 import { compareKeys } from './records.js';
+import { callRedis } from './redis-call.js';
 
 /** The stored fields in the order scripts return them, after the id. */
 export const FIELDS = ['parent', 'name', 'kind', 'attributes', 'createdAt', 'modifiedAt', 'backupAt', 'finderInfo', 'uid', 'gid', 'mode', 'dataLength', 'rsrcLength', 'childCount'] as const;
@@ -754,14 +755,8 @@ export class RedisNamespace implements NamespaceStore {
   }
 
   /** Our own errors pass through; anything from ioredis means Redis is unreachable or broken. */
-  private async call<T>(op: () => Promise<T>): Promise<T> {
-    try {
-      return await op();
-    } catch (err) {
-      if (err instanceof MetaError || err instanceof NamespaceError) throw err;
-      const message = err instanceof Error ? err.message : String(err);
-      throw new MetaUnavailableError(`Redis: ${message}`);
-    }
+  private call<T>(op: () => Promise<T>): Promise<T> {
+    return callRedis(op, (err) => err instanceof NamespaceError);
   }
 }
 

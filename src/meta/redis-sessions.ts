@@ -36,9 +36,10 @@ import {
 } from './sessions-records.js';
 import type { RedisFeed } from './redis-feed.js';
 import { defineScripts, scriptsWith } from './redis-scripts.js';
-import { MetaConflictError, MetaError, MetaUnavailableError } from './meta-store.js';
+import { MetaConflictError, MetaUnavailableError } from './meta-store.js';
 import { checkTtl, compareKeys } from './records.js';
 import type { ReplayEntry, SessionRecord, SessionStore } from './sessions.js';
+import { callRedis } from './redis-call.js';
 
 const LUA_PRELUDE = `
 local base = KEYS[1]
@@ -259,13 +260,8 @@ export class RedisSessionStore implements SessionStore {
   }
 
   /** Our own errors pass through; anything from ioredis means Redis is unreachable or broken. */
-  private async call<T>(op: () => Promise<T>): Promise<T> {
-    try {
-      return await op();
-    } catch (err) {
-      if (err instanceof MetaError) throw err;
-      throw new MetaUnavailableError(`Redis: ${err instanceof Error ? err.message : String(err)}`);
-    }
+  private call<T>(op: () => Promise<T>): Promise<T> {
+    return callRedis(op);
   }
 }
 

@@ -26,7 +26,6 @@ import { Redis, type RedisOptions as IORedisOptions } from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import {
   MetaConflictError,
-  MetaError,
   MetaNotFoundError,
   MetaUnavailableError,
   userKey,
@@ -53,6 +52,7 @@ import type { SessionStore } from './sessions.js';
 import { RedisVolumeAudit } from './verify-redis.js';
 import type { VolumeAudit } from './verify-store.js';
 import type { ForkStore } from './forks.js';
+import { callRedis } from './redis-call.js';
 
 export interface RedisOptions {
   /** redis://[user:pass@]host:port[/db]; ignored when `sentinels` is given. */
@@ -477,14 +477,8 @@ export class RedisMetaStore implements MetaStore {
   }
 
   /** Our own errors pass through; anything from ioredis means Redis is unreachable or broken. */
-  private async call<T>(op: () => Promise<T>): Promise<T> {
-    try {
-      return await op();
-    } catch (err) {
-      if (err instanceof MetaError) throw err;
-      const message = err instanceof Error ? err.message : String(err);
-      throw new MetaUnavailableError(`Redis: ${message}`);
-    }
+  private call<T>(op: () => Promise<T>): Promise<T> {
+    return callRedis(op);
   }
 }
 

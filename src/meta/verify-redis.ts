@@ -13,11 +13,12 @@ import type { Redis } from 'ioredis';
 import type { BlockRef, GcEntry } from './block-maps.js';
 import { forkCode, gcMember, parseGcMember } from './block-map-records.js';
 import type { ForkKind } from './forks.js';
-import { MetaError, MetaUnavailableError } from './meta-store.js';
+import { MetaUnavailableError } from './meta-store.js';
 import { COUNTER_START, checkVolumeKey, foldName, isId, sortKey } from './namespace-records.js';
 import { FIELDS, LUA_PRELUDE, parseRecord, parseRef, type ReplyItem } from './redis-namespace.js';
 import { defineScripts, scriptsWith } from './redis-scripts.js';
 import { MAX_DEPTH, type AuditBlockMap, type AuditCounters, type AuditEntry, type AuditNode, type Reachability, type VolumeAudit } from './verify-store.js';
+import { callRedis } from './redis-call.js';
 
 const SCRIPTS = {
   // ARGV: id. Walks up to the root: each node must exist, its parent must be a directory
@@ -398,13 +399,8 @@ export class RedisVolumeAudit implements VolumeAudit {
     return this.call(() => this.redis[name](this.meta, ...argv));
   }
 
-  private async call<T>(op: () => Promise<T>): Promise<T> {
-    try {
-      return await op();
-    } catch (err) {
-      if (err instanceof MetaError) throw err;
-      throw new MetaUnavailableError(`Redis: ${err instanceof Error ? err.message : String(err)}`);
-    }
+  private call<T>(op: () => Promise<T>): Promise<T> {
+    return callRedis(op);
   }
 }
 
