@@ -352,7 +352,10 @@ export class AfpSession implements DsiEndpoint {
   private errorCode(err: unknown, cmd: number): number {
     if (err instanceof AfpError) return err.code;
     if (err instanceof FsError) {
-      this.log.debug({ cmd: commandName(cmd), err: err.message }, 'file-system error');
+      // EIO is the stores failing (a sync that timed out, S3 or Redis down): the Mac is told
+      // its data is not durable, which an admin must see without debug logging.
+      if (err.reason === 'EIO') this.log.warn({ cmd: commandName(cmd), err: err.message }, 'the object or metadata store failed; the Mac was answered kFPMiscErr');
+      else this.log.debug({ cmd: commandName(cmd), err: err.message }, 'file-system error');
       return fsErrorCode(err, this.versionNumber);
     }
     if (err instanceof WireUnderflow) {
