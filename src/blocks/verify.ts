@@ -15,12 +15,11 @@
  * files" at the root rather than removed.
  */
 import { firstDropped, lengthField } from '../meta/block-map-records.js';
-import type { ForkKind } from '../meta/forks.js';
-import { NamespaceError, ROOT_ID, type NamespaceStore } from '../meta/namespace.js';
+import { ROOT_ID, type NamespaceStore } from '../meta/namespace.js';
 import { unsortKey } from '../meta/namespace-records.js';
 import type { AuditNode, VolumeAudit } from '../meta/verify-store.js';
 import type { ObjectStore } from '../objects/object-store.js';
-import { volumeObjectPrefix } from './object-names.js';
+import { blockObjectKey, volumeObjectPrefix } from './object-names.js';
 import { forkName, orphanTrees, parseObjectKey, pathOf, reachable, refsByObject, scanVolume, siteMember, type RefSite, type ScanProgress, type VolumeScan } from './verify-scan.js';
 
 export type CheckName = 'namespace' | 'block maps' | 'objects' | 'gc queue' | 'counters';
@@ -85,6 +84,11 @@ export interface VerifyOptions {
    */
   live: boolean;
   /**
+   * Asked once more just before repairing: still no gateway running? The scan can take long
+   * enough for one to start, and a repair under a running node is what `live` forbids.
+   */
+  stillStopped?: () => Promise<boolean>;
+  /**
    * An object no map refers to counts as orphaned only once it is this old: younger ones may
    * be uploads whose commit has yet to come (a node uploads a block, then commits its map).
    */
@@ -117,6 +121,7 @@ export async function verifyVolume(o: VerifyOptions): Promise<VerifyReport> {
   for (const f of findings) if (await f.confirm()) confirmed.push(f);
 
   if (o.repair) {
+    if (o.stillStopped && !(await o.stillStopped())) throw new Error('a gateway started while the volume was checked; nothing was repaired (stop it and run verify --repair again)');
     for (const f of [...confirmed].sort((a, b) => a.stage - b.stage)) {
       f.fixed = f.fix ? await f.fix() : false;
     }
@@ -188,10 +193,9 @@ class Checks {
     for (const [parent, entries] of s.entries) {
       let stale = 0;
       for (const e of entries.values()) {
-        if (e.child === null || !e.indexed) {
-          stale++;
-          continue;
-        }
+        if (e.child === null || !e.indexed) stale++;
+        // An unindexed entry may also dangle: it is checked below like any other.
+        if (e.child === null) continue;
         this.maxId = Math.max(this.maxId, e.child, parent);
         const child = s.nodes.get(e.child);
         if (child && child.parent === parent && child.key === e.key) continue;
@@ -203,14 +207,16 @@ class Checks {
           stage: 10,
           path: `${where === '/' ? '' : where}/${name}`,
           what: child ? `an entry names CNID ${e.child}, which lives elsewhere (${pathOf(s, child.id)})` : `an entry names CNID ${e.child}, which does not exist`,
-          repair: 'remove the entry',
-          repairable: true,
+          // A lost record whose file still has a block map: the name and the bytes are what
+          // is left of the file, so neither is thrown away here (see map-without-file).
+          ...(!child && s.maps.some((m) => m.file === e.child)
+            ? { repair: "none here: the file's record is lost but its block map (its bytes) is left; copy the bytes out before removing it", repairable: false }
+            : { repair: 'remove the entry', repairable: true, fix: () => audit.dropEntry(parent, e.key, e.child) }),
           confirm: async () => {
             if ((await audit.entry(parent, e.key)) !== e.child) return false;
             const now = await audit.node(e.child!);
             return !(now && now.parent === parent && now.key === e.key);
           },
-          fix: () => audit.dropEntry(parent, e.key, e.child),
         };
       }
       if (stale > 0) {
@@ -223,7 +229,7 @@ class Checks {
           repair: 'rebuild the index from the entries',
           repairable: true,
           confirm: async () => !(await audit.indexAgrees(parent)),
-          fix: async () => (await audit.reindex(parent), true),
+          fix: () => audit.reindex(parent),
         };
       }
     }
@@ -265,7 +271,7 @@ class Checks {
           const c = await audit.childCount(n.id);
           return c !== undefined && c.stored !== c.entries;
         },
-        fix: async () => (await audit.recount(n.id), true),
+        fix: () => audit.recount(n.id),
       };
     }
 
@@ -326,16 +332,23 @@ class Checks {
       }
       const node = s.nodes.get(m.file);
       if (node?.kind !== 'file') {
+        // Dropping the map queues its objects for deletion. Not when another file's map names
+        // one of them (its bytes would go too), and not when a directory entry still names
+        // the CNID: then only the node record was lost, and the name and bytes are what is
+        // left of the file.
+        const shared = m.blocks.some(([index, ref]) => (this.refs.get(blockObjectKey(o.volumeKey, m.fork, index, ref))?.length ?? 0) > 1);
+        const named = [...s.entries.values()].some((entries) => [...entries.values()].some((e) => e.child === m.file));
+        const why = node ? 'the map is kept under a directory' : shared ? "another file's map names some of its objects (see shared-object)" : named ? 'a directory entry still names this CNID: its record was lost, not the file' : null;
         yield {
           check: 'block maps',
           kind: 'map-without-file',
           stage: 60,
           path: node ? pathOf(s, m.file) : `(CNID ${m.file}, removed)`,
           what: `a ${forkName(m.fork)} block map of ${m.blocks.length} blocks kept for ${node ? 'a directory' : 'a file that does not exist'}`,
-          repair: node ? 'none here: the map is kept under a directory' : `queue its ${m.blocks.length} objects for GC and remove the map`,
-          repairable: !node,
+          repair: why !== null ? `none here: ${why}` : `queue its ${m.blocks.length} objects for GC and remove the map`,
+          repairable: why === null,
           confirm: async () => (await audit.node(m.file))?.kind !== 'file',
-          ...(node ? {} : { fix: () => audit.dropBlockMap(m.file, m.fork, this.now()) }),
+          ...(why !== null ? {} : { fix: () => audit.dropBlockMap(m.file, m.fork, this.now()) }),
         };
         continue;
       }
@@ -350,8 +363,11 @@ class Checks {
         stage: 70,
         path: pathOf(s, m.file),
         what: `${past.length} blocks of the ${forkName(m.fork)} lie past its length (${length} bytes)`,
-        repair: 'queue their objects for GC and remove them from the map',
-        repairable: true,
+        // Not repaired: a node stopped with unsynced writes commits blocks before the longer
+        // length, and its next start commits that length from its cache journal; cutting the
+        // blocks now would turn those bytes into zeros then.
+        repair: 'none here: start every node that may hold unsynced writes of it (its journal commits the length); if it stays, copy the file to a new name',
+        repairable: false,
         confirm: async () => {
           const now = await audit.node(m.file);
           if (now?.kind !== 'file') return false;
@@ -359,21 +375,8 @@ class Checks {
           for (const [i] of past) if (i >= cut && (await audit.blockRef(m.file, m.fork, i)) !== null) return true;
           return false;
         },
-        fix: () => this.cut(m.file, m.fork),
       };
     }
-  }
-
-  /** A commit of the fork's own length drops the blocks past it onto the GC queue. */
-  private async cut(file: number, fork: ForkKind): Promise<boolean> {
-    const { ns } = this.o;
-    const node = await ns.get(file);
-    if (node?.kind !== 'file') return false;
-    const r = await ns.commitFork(file, fork, { changes: [], length: node[lengthField(fork)], now: this.now() }).catch((err: unknown) => {
-      if (err instanceof NamespaceError) return undefined;
-      throw err;
-    });
-    return r?.ok === true;
   }
 
   // ---- objects -----------------------------------------------------------------------------
@@ -468,7 +471,7 @@ class Checks {
           if (named?.gen === p.gen && named.file === p.file) return false;
           return !(await audit.gcQueued(entry)) && (await o.objects.head(key)) !== undefined;
         },
-        fix: async () => (await audit.queueGc([entry], this.now()), true),
+        fix: async () => (await audit.queueGc([entry], this.now())) > 0,
       };
     }
   }

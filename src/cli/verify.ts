@@ -67,6 +67,7 @@ export async function verify(opts: CliOptions): Promise<number> {
         objects,
         repair: opts.repair,
         live: live.length > 0,
+        stillStopped: async () => (await meta.listNodes()).length === 0,
         orphanMinAgeMs: live.length > 0 ? Math.max(graceMs, LIVE_MIN_AGE_MS) : graceMs,
         progress: (phase, n) => ticker.update(phase, n),
       });
