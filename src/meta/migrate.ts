@@ -130,6 +130,9 @@ async function copyAll(source: EmbeddedMetaStore, target: RedisMetaStore, census
     volumes.push(await copyVolume(source, target, key, listener));
     listener.end();
   }
+  // A gateway started on either side during the copy would miss it or change it under it.
+  refuseLive('source', await source.listNodes());
+  refuseLive('target', await target.listNodes());
   // Last: see writeIdentity.
   if (globals.identity) await load.writeIdentity(globals.identity);
   // With metadata.waitReplicas set, the copy is on the replicas too before anyone relies on it.
