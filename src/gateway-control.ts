@@ -51,7 +51,7 @@ export function gatewayControl(p: ControlParts): ControlEndpoints {
       await s.end('ended by the operator', true);
       return true;
     },
-    flushCache: async (timeoutMs, progress) => {
+    flushCache: async (timeoutMs, progress, abandoned) => {
       const started = Date.now();
       const deadline = started + timeoutMs;
       const totalBytes = p.cache.dirtyTotal;
@@ -61,10 +61,14 @@ export function gatewayControl(p: ControlParts): ControlEndpoints {
       progress(report());
       const results = await Promise.allSettled(
         p.volumes.all().map((v) =>
-          v.data.syncAll(deadline, (bytes) => {
-            doneBytes += bytes;
-            progress(report());
-          }),
+          v.data.syncAll(
+            deadline,
+            (bytes) => {
+              doneBytes += bytes;
+              progress(report());
+            },
+            abandoned,
+          ),
         ),
       );
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');

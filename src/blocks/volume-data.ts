@@ -680,11 +680,11 @@ export class VolumeData {
    * progress bar. Writes that arrive meanwhile are not waited for: a busy volume never
    * has nothing dirty, but what was acknowledged before the call is durable after it.
    */
-  async syncAll(deadline: number, onBlock?: (bytes: number) => void): Promise<void> {
+  async syncAll(deadline: number, onBlock?: (bytes: number) => void, abandoned?: AbortSignal): Promise<void> {
     const targets = this.o.cache.dirtyBlocks(this.o.volumeKey).map((b) => ({ b, seq: b.seq }));
     await Promise.all(
       targets.map(async ({ b, seq }) => {
-        await this.uploadThrough(b, seq, deadline);
+        await this.uploadThrough(b, seq, deadline, abandoned);
         onBlock?.(this.blockSize);
       }),
     );
@@ -695,9 +695,11 @@ export class VolumeData {
   }
 
   /** Waits until block `b`'s writes up to `seq` are committed, pushing its upload to the front. */
-  private async uploadThrough(b: CachedBlock, seq: number, deadline: number): Promise<void> {
+  private async uploadThrough(b: CachedBlock, seq: number, deadline: number, abandoned?: AbortSignal): Promise<void> {
     let pause = 100;
     while (!b.dropped && b.committedSeq < seq) {
+      // A flush whose operator went away stops pushing; the block still uploads in its turn.
+      if (abandoned?.aborted) throw new DataError('timeout', 'abandoned: nobody waits for this block any more');
       const before = b.committedSeq;
       await withDeadline(this.uploadNow(b, Priority.Sync), deadline, 'uploading a block', this.now);
       if (b.dropped || b.committedSeq >= seq) return;

@@ -40,7 +40,14 @@ export function controlRequest(socketPath: string, method: 'GET' | 'POST', path:
         while ((nl = pending.indexOf('\n')) >= 0) {
           const line = pending.slice(0, nl);
           pending = pending.slice(nl + 1);
-          if (line.length > 0) onLine(line);
+          if (line.length === 0) continue;
+          try {
+            onLine(line);
+          } catch (err) {
+            req.destroy();
+            reject(new ControlUnreachable(`the gateway answered a line this command cannot read (${err instanceof Error ? err.message : String(err)}); is it the same version?`));
+            return;
+          }
         }
       });
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));

@@ -4,7 +4,7 @@
  * session or forcing uploads is for whoever may open that file (the service user, root),
  * which no address binding or token would say as simply. The metrics port stays read-only.
  */
-import { chmod, unlink } from 'node:fs/promises';
+import { chmod, lstat, unlink } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from './log.js';
@@ -33,7 +33,7 @@ export interface ControlEndpoints {
   /** Ends the session for good (no reconnect); false when this node has no such session. */
   endSession(id: string): Promise<boolean>;
   /** Uploads and commits everything dirty now, reporting as it goes; resolves with the last event. */
-  flushCache(timeoutMs: number, progress: (e: FlushEvent) => void): Promise<FlushEvent>;
+  flushCache(timeoutMs: number, progress: (e: FlushEvent) => void, abandoned: AbortSignal): Promise<FlushEvent>;
   collectGarbage(): Promise<{ volume: string; deleted: number }[]>;
 }
 
@@ -90,9 +90,14 @@ async function removeStaleSocket(path: string): Promise<void> {
     s.once('error', () => resolve(false));
   });
   if (answered) throw new Error(`another process serves the control socket ${path} (is a second gateway running with the same dataDir?)`);
-  await unlink(path).catch((err: NodeJS.ErrnoException) => {
-    if (err.code !== 'ENOENT') throw err;
+  const st = await lstat(path).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return null;
+    throw err;
   });
+  if (st === null) return;
+  // Only a dead socket is ours to remove: a mistyped path must not delete someone's file.
+  if (!st.isSocket()) throw new Error(`ops.controlSocket ${path} exists and is not a socket; point the key elsewhere`);
+  await unlink(path);
 }
 
 async function handle(req: IncomingMessage, res: ServerResponse, e: ControlEndpoints): Promise<void> {
@@ -110,6 +115,9 @@ async function handle(req: IncomingMessage, res: ServerResponse, e: ControlEndpo
     const seconds = raw === null ? 0 : Number(raw);
     if (!Number.isFinite(seconds) || seconds < 0) return json(res, 400, { error: `timeout must be a number of seconds (0: none), not ${JSON.stringify(raw)}` });
     res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+    // A flush whose client went (Ctrl-C) stops retrying at once instead of at its deadline.
+    const gone = new AbortController();
+    res.once('close', () => gone.abort());
     // Progress goes at most every FLUSH_REPORT_MS; the last event always goes.
     let last = 0;
     const final = await e.flushCache(seconds === 0 ? MAX_TIMEOUT_MS : Math.min(seconds * 1000, MAX_TIMEOUT_MS), (ev) => {
@@ -117,7 +125,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, e: ControlEndpo
       if (now - last < FLUSH_REPORT_MS || res.destroyed) return;
       last = now;
       res.write(JSON.stringify(ev) + '\n');
-    });
+    }, gone.signal);
     res.end(JSON.stringify(final) + '\n');
     return;
   }

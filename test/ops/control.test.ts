@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -112,6 +112,11 @@ describe('afp-gateway sessions', () => {
     } finally {
       await first.close();
     }
+    // A file that is not a socket is not ours to remove: a mistyped path must not delete it.
+    const notSocket = join(dir, 'config.yaml');
+    await writeFile(notSocket, 'precious\n');
+    await assert.rejects(startControlServer(notSocket, endpoints, silentLogger()), /exists and is not a socket/);
+    assert.equal(await readFile(notSocket, 'utf8'), 'precious\n');
     // A socket file left behind by a dead process is taken over.
     await assert.rejects(stat(path), 'closing removes the socket file');
     const again = await startControlServer(path, endpoints, silentLogger());
