@@ -70,7 +70,9 @@ export class FlagAnswers implements AnswerSource {
     try {
       return q.parse(text.trim());
     } catch (err) {
-      if (err instanceof AnswerError) throw new InitUsageError(given !== undefined ? `--${q.flag} ${JSON.stringify(given)}: ${err.message}` : err.message);
+      // A URL may carry a password (redis://:pw@host): it is not echoed back.
+      const shown = given !== undefined && /:\/\/[^/]*@/.test(given) ? '(a URL with credentials)' : JSON.stringify(given);
+      if (err instanceof AnswerError) throw new InitUsageError(given !== undefined ? `--${q.flag} ${shown}: ${err.message}` : err.message);
       throw err;
     }
   }
