@@ -15,6 +15,8 @@ import type { OpenedFork } from '../volume/open-fork.js';
 import { fsErrorCode } from './fs-errors.js';
 import { needsReplayEntry, ReplayCache } from './replay-cache.js';
 
+/** How often a session may warn that the stores failed its requests. */
+const STORE_FAILURE_LOG_MS = 60_000;
 /**
  * Forks one session may hold open. A Mac opens a sparsebundle's bands a few at a time, far
  * below this; the bound keeps one client from pinning unbounded fork state (cache
@@ -77,6 +79,9 @@ export class AfpSession implements DsiEndpoint {
   enumCursor: { volume: number; dir: number; kinds: number; nextIndex: number; last: string } | null = null;
   /** Open forks by OForkRefNum (1..65535). */
   readonly forks = new Map<number, SessionFork>();
+  /** Store failures answered since the last warning about them, and when that was. */
+  private storeFailures = 0;
+  private storeFailureLoggedAt = -Infinity;
   /** The last refnum handed out: numbers are reused only after a wrap, and only once closed. */
   private lastRefnum = 0;
   /** Volumes this session ever opened a fork on: only these can hold opens of it in their store. */
@@ -354,8 +359,17 @@ export class AfpSession implements DsiEndpoint {
     if (err instanceof FsError) {
       // EIO is the stores failing (a sync that timed out, S3 or Redis down): the Mac is told
       // its data is not durable, which an admin must see without debug logging.
-      if (err.reason === 'EIO') this.log.warn({ cmd: commandName(cmd), err: err.message }, 'the object or metadata store failed; the Mac was answered kFPMiscErr');
-      else this.log.debug({ cmd: commandName(cmd), err: err.message }, 'file-system error');
+      // At most one such line a minute per session: a Mac retrying through an outage would
+      // otherwise fill the log; the line counts the failures it stands for.
+      if (err.reason === 'EIO') {
+        this.storeFailures++;
+        const now = Date.now();
+        if (now - this.storeFailureLoggedAt >= STORE_FAILURE_LOG_MS) {
+          this.log.warn({ cmd: commandName(cmd), err: err.message, failures: this.storeFailures }, 'the object or metadata store failed; the Mac was answered kFPMiscErr');
+          this.storeFailureLoggedAt = now;
+          this.storeFailures = 0;
+        }
+      } else this.log.debug({ cmd: commandName(cmd), err: err.message }, 'file-system error');
       return fsErrorCode(err, this.versionNumber);
     }
     if (err instanceof WireUnderflow) {
