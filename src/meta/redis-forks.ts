@@ -24,7 +24,8 @@ import type { Redis } from 'ioredis';
 import { checkForkOpen, checkOpenId, checkRange, compareStrings, MAX_LOCKS_PER_FORK, sortByOpenId } from './forks-records.js';
 import { ForkError, type ByteRange, type ForkFailure, type ForkOpen, type ForkStore } from './forks.js';
 import { defineScripts, scriptsWith } from './redis-scripts.js';
-import { MetaError, MetaUnavailableError } from './meta-store.js';
+import { MetaUnavailableError } from './meta-store.js';
+import { callRedis } from './redis-call.js';
 import { checkString, checkVolumeKey, isId } from './namespace-records.js';
 
 const LUA_PRELUDE = `
@@ -310,13 +311,7 @@ export class RedisForkStore implements ForkStore {
 
   /** Runs a script that answers {'ok', ...} or {reason}; throws the ForkError for a reason. */
   private async run(script: ScriptName, what: string, ...argv: string[]): Promise<ReplyItem[]> {
-    let reply: unknown;
-    try {
-      reply = await this.redis[script](this.base, ...argv);
-    } catch (err) {
-      if (err instanceof MetaError) throw err;
-      throw new MetaUnavailableError(`Redis: ${err instanceof Error ? err.message : String(err)}`);
-    }
+    const reply: unknown = await callRedis(() => this.redis[script](this.base, ...argv));
     if (!Array.isArray(reply)) throw new MetaUnavailableError(`Redis answered ${script} with ${typeof reply} instead of an array`);
     const status = typeof reply[0] === 'string' ? reply[0] : '';
     if (status === 'ok') return reply as ReplyItem[];
