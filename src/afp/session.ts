@@ -365,7 +365,7 @@ export class AfpSession implements DsiEndpoint {
         this.storeFailures++;
         const now = Date.now();
         if (now - this.storeFailureLoggedAt >= STORE_FAILURE_LOG_MS) {
-          this.log.warn({ cmd: commandName(cmd), err: err.message, failures: this.storeFailures }, 'the object or metadata store failed; the Mac was answered kFPMiscErr');
+          this.log.warn({ cmd: commandName(cmd), err, failures: this.storeFailures }, 'the object or metadata store failed; the Mac was answered kFPMiscErr');
           this.storeFailureLoggedAt = now;
           this.storeFailures = 0;
         }

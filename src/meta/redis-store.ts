@@ -454,8 +454,16 @@ export class RedisMetaStore implements MetaStore {
   async sync(): Promise<void> {
     const want = this.opts.waitReplicas ?? 0;
     if (want === 0) return;
-    const got = await this.call(() => this.redis.wait(want, this.opts.waitTimeoutMs ?? 1000));
-    if (got < want) throw new MetaUnavailableError(`only ${got} of ${want} Redis replicas acknowledged within ${this.opts.waitTimeoutMs ?? 1000} ms`);
+    const timeoutMs = this.opts.waitTimeoutMs ?? 1000;
+    // Too few replicas is part of a failover (the new master's replicas are still attaching
+    // or catching up): asked again for as long as a call waits out an outage, then it fails
+    // rather than claim a durability that is not there.
+    const giveUpAt = Date.now() + (this.opts.failoverWaitMs ?? DEFAULT_FAILOVER_WAIT_MS);
+    for (;;) {
+      const got = await this.call(() => this.redis.wait(want, timeoutMs));
+      if (got >= want) return;
+      if (Date.now() + timeoutMs > giveUpAt) throw new MetaUnavailableError(`only ${got} of ${want} Redis replicas acknowledged within ${timeoutMs} ms, still after ${this.opts.failoverWaitMs ?? DEFAULT_FAILOVER_WAIT_MS} ms of asking`);
+    }
   }
 
   close(): Promise<void> {
