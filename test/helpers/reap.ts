@@ -3,6 +3,7 @@
  * still running when the test process exits, or is ended by a signal, gets SIGKILL.
  */
 import type { ChildProcess } from 'node:child_process';
+import { rm } from 'node:fs/promises';
 
 const running = new Set<ChildProcess>();
 
@@ -48,4 +49,68 @@ export async function terminate(child: ChildProcess, graceMs = 3000): Promise<vo
   const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
   await exited;
   clearTimeout(timer);
+}
+
+/** A server child a test started, with what it printed and how to end it. */
+export interface Supervised {
+  /** The tail of what the child wrote to stdout and stderr. */
+  output(): string;
+  /** Ends the child (SIGTERM, then SIGKILL) and removes its scratch directory; once. */
+  stop(): Promise<void>;
+  /**
+   * Polls `ready` every 50 ms until it answers true. When the child exits first (or could
+   * not be spawned), or `timeoutMs` passes, stops it and throws with its output.
+   */
+  waitReady(what: string, ready: () => Promise<boolean>, timeoutMs: number): Promise<void>;
+}
+
+/**
+ * Watches a spawned server: reaped if the test process ends, its output kept (reading it also
+ * keeps the pipes from filling up and blocking it), and unref'd, so that a test forgetting
+ * stop() does not keep the test process alive (the exit handler kills it).
+ */
+export function supervise(child: ChildProcess, scratchDir: string, tailChars = 4000): Supervised {
+  reapOnExit(child);
+  let output = '';
+  const keep = (chunk: Buffer): void => {
+    output = (output + chunk.toString('utf8')).slice(-tailChars);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  let spawnError: Error | undefined;
+  child.once('error', (err) => {
+    spawnError = err;
+  });
+  child.unref();
+  for (const s of [child.stdout, child.stderr]) (s as unknown as { unref?: () => void } | null)?.unref?.();
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      await terminate(child);
+      await rm(scratchDir, { recursive: true, force: true });
+    })();
+    return stopping;
+  };
+  const shown = (): string => output.trim().slice(-4000);
+  return {
+    output: () => output,
+    stop,
+    async waitReady(what, ready, timeoutMs) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        if (spawnError || child.exitCode !== null || child.signalCode !== null) {
+          await stop();
+          const why = spawnError?.message ?? `exited with ${child.exitCode ?? child.signalCode}`;
+          throw new Error(`${what} ${why}: ${shown()}`);
+        }
+        if (await ready()) return;
+        if (Date.now() > deadline) {
+          await stop();
+          throw new Error(`${what} did not answer PING within ${timeoutMs} ms: ${shown()}`);
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+  };
 }

@@ -13,13 +13,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { Redis } from 'ioredis';
 import { freePort } from './ports.js';
-import { reapOnExit, terminate } from './reap.js';
+import { supervise } from './reap.js';
 import { startRedis, type RedisServer } from './redis-server.js';
 
 export interface Address {
@@ -138,48 +138,10 @@ async function startSentinelOnce(port: number, master: Address, o: Required<Sent
     ].join('\n'),
   );
   const child = spawn(SENTINEL, [conf], { stdio: ['ignore', 'pipe', 'pipe'] });
-  reapOnExit(child);
-
-  // The whole log (a test prints it when a failover goes wrong); reading it also keeps the pipe from filling up.
-  let output = '';
-  const keep = (chunk: Buffer) => {
-    output = (output + chunk.toString('utf8')).slice(-64_000);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  let spawnError: Error | undefined;
-  child.once('error', (err) => {
-    spawnError = err;
-  });
-  child.unref();
-  const unrefPipe = (s: unknown) => (s as { unref?: () => void } | null)?.unref?.();
-  unrefPipe(child.stdout);
-  unrefPipe(child.stderr);
-
-  let stopping: Promise<void> | undefined;
-  const stop = (): Promise<void> => {
-    stopping ??= (async () => {
-      await terminate(child);
-      await rm(dir, { recursive: true, force: true });
-    })();
-    return stopping;
-  };
-
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  for (;;) {
-    if (spawnError || child.exitCode !== null || child.signalCode !== null) {
-      await stop();
-      const why = spawnError?.message ?? `exited with ${child.exitCode ?? child.signalCode}`;
-      throw new Error(`redis-sentinel on port ${port} ${why}: ${output.trim().slice(-4000)}`);
-    }
-    if ((await command(port, ['PING']).catch(() => null)) === 'PONG') break;
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(`redis-sentinel on port ${port} did not answer PING within ${READY_TIMEOUT_MS} ms: ${output.trim().slice(-4000)}`);
-    }
-    await sleep(50);
-  }
-  return { port, child, output: () => output, stop };
+  // The whole log is kept: a test prints it when a failover goes wrong.
+  const { output, stop, waitReady } = supervise(child, dir, 64_000);
+  await waitReady(`redis-sentinel on port ${port}`, async () => (await command(port, ['PING']).catch(() => null)) === 'PONG', READY_TIMEOUT_MS);
+  return { port, child, output, stop };
 }
 
 // ---- the deployment -------------------------------------------------------------------------

@@ -5,10 +5,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { freePort } from './ports.js';
-import { reapOnExit, terminate } from './reap.js';
+import { supervise } from './reap.js';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -69,51 +69,8 @@ async function startOnce(port: number, extraArgs: string[]): Promise<RedisServer
   const dir = await mkdtemp(join(tmpdir(), 'afpgw-redis-'));
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...extraArgs];
   const child = spawn(BINARY, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  reapOnExit(child);
-
-  // Keep the tail of the server's output for error messages; reading it also stops the
-  // pipe from filling up and blocking the server.
-  let output = '';
-  const keep = (chunk: Buffer) => {
-    output = (output + chunk.toString('utf8')).slice(-4000);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-
-  let spawnError: Error | undefined;
-  child.once('error', (err) => {
-    spawnError = err;
-  });
-
-  // A test that forgets stop() must not keep the test process alive: the exit handler kills it.
-  child.unref();
-  const unrefPipe = (s: unknown) => (s as { unref?: () => void } | null)?.unref?.();
-  unrefPipe(child.stdout);
-  unrefPipe(child.stderr);
-
-  let stopping: Promise<void> | undefined;
-  const stop = (): Promise<void> => {
-    stopping ??= (async () => {
-      await terminate(child);
-      await rm(dir, { recursive: true, force: true });
-    })();
-    return stopping;
-  };
-
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  for (;;) {
-    if (spawnError || child.exitCode !== null || child.signalCode !== null) {
-      await stop();
-      const why = spawnError?.message ?? `exited with ${child.exitCode ?? child.signalCode}`;
-      throw new Error(`redis-server on port ${port} ${why}: ${output.trim()}`);
-    }
-    if (await answersPing(port)) break;
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(`redis-server on port ${port} did not answer PING within ${READY_TIMEOUT_MS} ms: ${output.trim()}`);
-    }
-    await sleep(50);
-  }
+  const { stop, waitReady } = supervise(child, dir);
+  await waitReady(`redis-server on port ${port}`, () => answersPing(port), READY_TIMEOUT_MS);
   return { port, url: `redis://127.0.0.1:${port}`, stop, process: child };
 }
 
@@ -134,8 +91,4 @@ function answersPing(port: number): Promise<boolean> {
       if (reply.includes('\r\n')) done(reply.startsWith('+PONG') || reply.startsWith('-NOAUTH'));
     });
   });
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
